@@ -1,0 +1,178 @@
+"""The pure reducer: one validated event applied to one case document.
+
+Every state field remembers the order (sequence or time, then event id) of the event that last set it,
+so a late older event never overwrites newer state and any delivery order of a case's events ends in
+the same document. History entries are always added, sorted by their time.
+"""
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from consumers.cloudevents import CaseEvent
+from consumers import event_types as ev
+
+Order = list[Any]
+ITEM_LISTS = ("participants", "documents", "tasks", "incidents", "consents", "offers")
+
+
+def _plain(value: Any) -> Any:
+    """Pydantic values as store values: Decimals become strings so amounts keep every digit."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dump(model: ev.Data, *, partial: bool = False) -> dict[str, Any]:
+    return _plain(model.model_dump(exclude_unset=partial, exclude_none=partial))
+
+
+def _merge(target: dict[str, Any], values: dict[str, Any], order: Order) -> None:
+    stamps = target.setdefault("stamps", {})
+    for key, value in values.items():
+        current = stamps.get(key)
+        if current is None or order > current:
+            target[key] = value
+            stamps[key] = order
+
+
+def _merge_item(case: dict[str, Any], list_name: str, values: dict[str, Any], order: Order) -> dict[str, Any]:
+    items = case.setdefault(list_name, [])
+    item = next((i for i in items if i["id"] == values["id"]), None)
+    if item is None:
+        item = {"id": values["id"], "stamps": {}}
+        items.append(item)
+    _merge(item, {k: v for k, v in values.items() if k != "id"}, order)
+    return item
+
+
+def _history_entry(event: CaseEvent, kind: str, summary: str, at: datetime | None = None) -> dict[str, Any]:
+    return {
+        "id": event.id, "eventId": event.id, "kind": kind, "summary": summary,
+        "actor": {"type": "SYSTEM", "id": event.source, "name": None}, "channel": None,
+        "at": at or event.time or datetime.now(timezone.utc), "details": None,
+    }
+
+
+def _created(case: dict[str, Any], event: CaseEvent, data: ev.CaseCreated, order: Order) -> dict[str, Any]:
+    values = _dump(data)
+    for name in ("participants",):
+        for item in values.pop(name):
+            _merge_item(case, name, item, order)
+    customer = values.pop("customer")
+    case["customerId"] = customer["id"]
+    _merge(case.setdefault("customer", {}), customer, order)
+    case["createdAt"] = event.time or datetime.now(timezone.utc)
+    _merge(case, values, order)
+    return _history_entry(event, "CASE_CREATED", f"Case opened: {data.title}")
+
+
+def _updated(case: dict[str, Any], event: CaseEvent, data: ev.CaseUpdated, order: Order) -> dict[str, Any]:
+    values = _dump(data, partial=True)
+    customer = values.pop("customer", None)
+    if customer:
+        _merge(case.setdefault("customer", {}), customer, order)
+    _merge(case, values, order)
+    changed = sorted(data.model_fields_set)
+    return _history_entry(event, "CASE_UPDATED", "Updated: " + ", ".join(changed))
+
+
+def _status_changed(case: dict[str, Any], event: CaseEvent, data: ev.StatusChanged, order: Order) -> dict[str, Any]:
+    _merge(case, _dump(data, partial=True), order)
+    summary = f"Status changed to {data.status}" + (f", stage {data.stage}" if data.stage else "")
+    entry = _history_entry(event, "STATUS_CHANGED", summary + (f" ({data.reason})" if data.reason else ""))
+    return entry
+
+
+def _action_recorded(case: dict[str, Any], event: CaseEvent, data: ev.ActionRecorded, order: Order) -> dict[str, Any]:
+    entry = _dump(data.action)
+    entry["eventId"] = event.id
+    return entry
+
+
+def _item_event(list_name: str, field: str, kind: str, describe: Callable[[Any], str],
+                defaults: dict[str, Any] | None = None, partial: bool = False) -> Callable[..., dict[str, Any]]:
+    def apply(case: dict[str, Any], event: CaseEvent, data: ev.Data, order: Order) -> dict[str, Any]:
+        item_model = getattr(data, field)
+        values = {**(defaults or {}), **_dump(item_model, partial=partial)}
+        _merge_item(case, list_name, values, order)
+        return _history_entry(event, kind, describe(item_model))
+
+    return apply
+
+
+def _closed(case: dict[str, Any], event: CaseEvent, data: ev.CaseClosed, order: Order) -> dict[str, Any]:
+    _merge(case, {"status": "CLOSED", "outcome": data.outcome.value, "closedAt": data.at}, order)
+    return _history_entry(event, "CASE_CLOSED", f"Case closed: {data.outcome.value}", at=data.at)
+
+
+REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "case.created": _created,
+    "case.updated": _updated,
+    "case.status_changed": _status_changed,
+    "case.action_recorded": _action_recorded,
+    "case.participant_added": _item_event(
+        "participants", "participant", "PARTICIPANT_ADDED", lambda p: f"Participant added: {p.name} ({p.role})"),
+    "case.document_linked": _item_event(
+        "documents", "document", "DOCUMENT_LINKED", lambda d: f"Document linked: {d.name} ({d.status})"),
+    "case.task_created": _item_event("tasks", "task", "TASK_CREATED", lambda t: f"Task created: {t.name}"),
+    "case.task_updated": _item_event(
+        "tasks", "task", "TASK_UPDATED", lambda t: f"Task updated: {t.id}", partial=True),
+    "case.task_completed": _item_event(
+        "tasks", "task", "TASK_COMPLETED", lambda t: f"Task completed: {t.id}",
+        defaults={"state": "COMPLETED"}, partial=True),
+    "case.incident_raised": _item_event(
+        "incidents", "incident", "INCIDENT_RAISED", lambda i: f"Incident: {i.message}", defaults={"state": "OPEN"}),
+    "case.incident_resolved": _item_event(
+        "incidents", "incident", "INCIDENT_RESOLVED", lambda i: f"Incident resolved: {i.id}",
+        defaults={"state": "RESOLVED"}, partial=True),
+    "case.closed": _closed,
+    "case.consent_requested": _item_event(
+        "consents", "consent", "CONSENT_REQUESTED", lambda c: f"Consent requested: {c.kind}",
+        defaults={"state": "REQUESTED"}),
+    "case.offer_presented": _item_event(
+        "offers", "offer", "OFFER_PRESENTED", lambda o: f"Offer presented: {o.name}"),
+    "case.offer_updated": _item_event(
+        "offers", "offer", "OFFER_UPDATED", lambda o: f"Offer updated: {o.name} ({o.status})"),
+}
+
+
+def new_case(case_id: str) -> dict[str, Any]:
+    return {"_id": case_id, "version": 0, "eventIds": [], "history": [], "stamps": {},
+            "closedAt": None, "outcome": None, "updatedAt": None}
+
+
+def apply_event(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
+    """Apply `event` to `case` in place and return it; the caller has checked it is not a duplicate."""
+    order = event.order
+    entry = REDUCERS[event.type](case, event, event.data, order)
+    entry.setdefault("details", None)
+    insort(case["history"], entry, key=lambda e: (e["at"], e["id"]))
+    case["eventIds"].append(event.id)
+    case["version"] += 1
+    moment = event.time or entry["at"]
+    if case["updatedAt"] is None or moment > case["updatedAt"]:
+        case["updatedAt"] = moment
+    case["hasOpenIncident"] = any(i.get("state") == "OPEN" for i in case.get("incidents", ()))
+    case["isOpen"] = case.get("closedAt") is None
+    return case
+
+
+def public_state(case: dict[str, Any]) -> dict[str, Any]:
+    """The case as other systems may see it: no PESEL, no phone, no bookkeeping."""
+    state = {k: v for k, v in case.items() if k not in ("_id", "stamps", "eventIds")}
+    state["id"] = case["_id"]
+    state["customer"] = {k: v for k, v in case.get("customer", {}).items() if k not in ("stamps", "pesel")}
+    for name in ITEM_LISTS:
+        state[name] = [
+            {k: v for k, v in item.items() if k not in ("stamps", "pesel", "phone")}
+            for item in case.get(name, ())
+        ]
+    return state

@@ -1,0 +1,59 @@
+"""Where events that can never be applied go, with the original payload, headers and the reason."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+from prometheus_client import Counter
+
+from stores.dead_letters import DeadLetterStore
+
+log = logging.getLogger(__name__)
+DEAD_LETTERED = Counter("case_repository_events_dead_lettered_total", "Events sent to the DLQ", ["origin"])
+
+
+class DeadLetters(Protocol):
+    async def record(self, payload: Any, reason: str, *, origin: str,
+                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None: ...
+
+
+def _as_bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes | None):
+        return payload or b""
+    return orjson.dumps(payload, default=str)
+
+
+class StoreDeadLetters:
+    """Embedded mode: dead letters in the `dead_letters` collection."""
+
+    def __init__(self, store: DeadLetterStore) -> None:
+        self._store = store
+
+    async def record(self, payload: Any, reason: str, *, origin: str,
+                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None:
+        await self._store.add({
+            "reason": reason, "origin": origin, "key": key, "payload": _as_bytes(payload),
+            "headers": [[name, value] for name, value in headers],
+        })
+        DEAD_LETTERED.labels(origin).inc()
+        log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})
+
+
+class KafkaDeadLetters:
+    """Kafka mode: the original message to `case-events.dlq`, its headers kept, the reason added as headers."""
+
+    def __init__(self, clients: Any, topic: str) -> None:
+        # The clients' producer exists only once the app has started.
+        self._clients = clients
+        self._topic = topic
+
+    async def record(self, payload: Any, reason: str, *, origin: str,
+                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None:
+        await self._clients.producer.send_and_wait(
+            self._topic, value=_as_bytes(payload), key=key,
+            headers=[*headers, ("dlq_reason", reason.encode()), ("dlq_origin", origin.encode())],
+        )
+        DEAD_LETTERED.labels(origin).inc()
+        log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})

@@ -1,0 +1,259 @@
+"""The data of each inbound event type (CONTRACT §2), validated with pydantic."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonEmpty = Field(min_length=1)
+
+
+class Data(BaseModel):
+    # Unknown keys are refused so that a producer's typo is a DLQ reason, not silently lost data.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ActorType(str, Enum):
+    USER = "USER"
+    SYSTEM = "SYSTEM"
+    CUSTOMER = "CUSTOMER"
+
+
+class Outcome(str, Enum):
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+    EXPIRED = "EXPIRED"
+
+
+class Customer(Data):
+    id: str = NonEmpty
+    name: str = NonEmpty
+    pesel: str | None = None
+    segment: str | None = None
+
+
+class CustomerChange(Data):
+    id: str | None = None
+    name: str | None = None
+    pesel: str | None = None
+    segment: str | None = None
+
+
+class Product(Data):
+    code: str = NonEmpty
+    name: str = NonEmpty
+    amount: Decimal | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+
+
+class Participant(Data):
+    id: str = NonEmpty
+    role: str = NonEmpty
+    name: str = NonEmpty
+    phone: str | None = None
+    pesel: str | None = None
+
+
+class Process(Data):
+    engine: str = NonEmpty
+    definitionKey: str = NonEmpty
+    instanceId: str = NonEmpty
+    bpmnUrl: str | None = None
+
+
+class Form(Data):
+    id: str = NonEmpty
+    key: str = NonEmpty
+    name: str | None = None
+    url: str | None = None
+    status: str | None = None
+
+
+class Document(Data):
+    id: str = NonEmpty
+    name: str = NonEmpty
+    kind: str = NonEmpty
+    status: str = NonEmpty
+    participantId: str | None = None
+    url: str | None = None
+    required: bool = False
+
+
+class Task(Data):
+    id: str = NonEmpty
+    name: str = NonEmpty
+    formKey: str | None = None
+    candidateGroups: list[str] = []
+    assignee: str | None = None
+    participantId: str | None = None
+    dueAt: datetime | None = None
+    state: str = "CREATED"
+
+
+class TaskChange(Data):
+    id: str = NonEmpty
+    name: str | None = None
+    formKey: str | None = None
+    candidateGroups: list[str] | None = None
+    assignee: str | None = None
+    participantId: str | None = None
+    dueAt: datetime | None = None
+    state: str | None = None
+
+
+class Incident(Data):
+    id: str = NonEmpty
+    kind: str = NonEmpty
+    message: str = NonEmpty
+    service: str | None = None
+    retryable: bool = False
+    at: datetime
+
+
+class IncidentResolution(Data):
+    id: str = NonEmpty
+    at: datetime | None = None
+    message: str | None = None
+
+
+class Consent(Data):
+    id: str = NonEmpty
+    participantId: str = NonEmpty
+    kind: str = NonEmpty
+    text: str = NonEmpty
+    required: bool = False
+
+
+class Offer(Data):
+    id: str = NonEmpty
+    productCode: str = NonEmpty
+    name: str = NonEmpty
+    amount: Decimal | None = None
+    currency: str | None = None
+    rate: Decimal | None = None
+    termMonths: int | None = Field(default=None, gt=0)
+    validUntil: datetime | None = None
+    status: str = NonEmpty
+
+
+class Actor(Data):
+    type: ActorType
+    id: str = NonEmpty
+    name: str | None = None
+
+
+class Action(Data):
+    id: str = NonEmpty
+    kind: str = NonEmpty
+    actor: Actor
+    channel: str = NonEmpty
+    at: datetime
+    summary: str = NonEmpty
+    details: dict[str, Any] | None = None
+
+
+class CaseCreated(Data):
+    caseType: str = NonEmpty
+    title: str = NonEmpty
+    channel: str = NonEmpty
+    branch: str | None = None
+    restricted: bool = False
+    sourceSystem: str = NonEmpty
+    customer: Customer
+    product: Product
+    status: str = NonEmpty
+    stage: str = NonEmpty
+    participants: list[Participant] = []
+    processes: list[Process] = []
+    forms: list[Form] = []
+
+
+class CaseUpdated(Data):
+    caseType: str | None = None
+    title: str | None = None
+    channel: str | None = None
+    branch: str | None = None
+    restricted: bool | None = None
+    sourceSystem: str | None = None
+    customer: CustomerChange | None = None
+    product: Product | None = None
+    stage: str | None = None
+    processes: list[Process] | None = None
+    forms: list[Form] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CaseUpdated:
+        if not self.model_fields_set:
+            raise ValueError("case.updated needs at least one field to change")
+        return self
+
+
+class StatusChanged(Data):
+    status: str = NonEmpty
+    stage: str | None = None
+    reason: str | None = None
+
+
+class ActionRecorded(Data):
+    action: Action
+
+
+class ParticipantAdded(Data):
+    participant: Participant
+
+
+class DocumentLinked(Data):
+    document: Document
+
+
+class TaskCreated(Data):
+    task: Task
+
+
+class TaskUpdated(Data):
+    task: TaskChange
+
+
+class IncidentRaised(Data):
+    incident: Incident
+
+
+class IncidentResolved(Data):
+    incident: IncidentResolution
+
+
+class CaseClosed(Data):
+    outcome: Outcome
+    at: datetime
+
+
+class ConsentRequested(Data):
+    consent: Consent
+
+
+class OfferPresented(Data):
+    offer: Offer
+
+
+DATA_MODELS: dict[str, type[Data]] = {
+    "case.created": CaseCreated,
+    "case.updated": CaseUpdated,
+    "case.status_changed": StatusChanged,
+    "case.action_recorded": ActionRecorded,
+    "case.participant_added": ParticipantAdded,
+    "case.document_linked": DocumentLinked,
+    "case.task_created": TaskCreated,
+    "case.task_updated": TaskUpdated,
+    "case.task_completed": TaskUpdated,
+    "case.incident_raised": IncidentRaised,
+    "case.incident_resolved": IncidentResolved,
+    "case.closed": CaseClosed,
+    "case.consent_requested": ConsentRequested,
+    "case.offer_presented": OfferPresented,
+    "case.offer_updated": OfferPresented,
+}

@@ -1,0 +1,157 @@
+"""One ingest pipeline for Kafka batches and the `publishCaseEvent` mutation.
+
+Each case is one document written with a version guard (no transactions needed): read the batch's cases,
+reduce the events in memory, write every changed case in one bulk round trip, retry the cases whose
+guard failed. Event ids live in the case document, so a redelivered event is seen as a duplicate in the
+same read that loads the case.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+
+from consumers.apply import apply_event, new_case
+from consumers.publication import StateChange
+from consumers.cloudevents import CaseEvent, parse_envelope
+from errors import Conflict
+from stores.cases import CaseStore, CaseWrite
+from stores.events import EventStore
+
+EVENTS_INGESTED = Counter(
+    "case_repository_events_total", "Inbound case events by outcome", ["outcome"],
+)
+MAX_ATTEMPTS = 10
+
+
+class IngestStatus(str, Enum):
+    APPLIED = "APPLIED"
+    DUPLICATE = "DUPLICATE"
+    PARKED = "PARKED"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event_id: str
+    case_id: str
+    status: IngestStatus
+    reason: str | None = None
+
+
+class UpdatesPublisher(Protocol):
+    async def publish(self, changes: Sequence[StateChange]) -> None: ...
+
+
+@dataclass
+class _Round:
+    """What one pass over a batch decided, before it is written."""
+
+    results: dict[str, IngestResult]
+    writes: list[CaseWrite]
+    previous_status: dict[str, str | None]
+    unchanged: list[dict[str, Any]]
+    to_park: list[CaseEvent]
+    applied: list[CaseEvent]
+
+
+def _journal_record(event: CaseEvent) -> dict[str, Any]:
+    return {"id": event.id, "caseId": event.case_id, "type": event.type, "order": event.order}
+
+
+class EventPipeline:
+    def __init__(self, cases: CaseStore, events: EventStore, publisher: UpdatesPublisher) -> None:
+        self._cases = cases
+        self._events = events
+        self._publisher = publisher
+
+    async def ingest(self, events: Sequence[CaseEvent]) -> list[IngestResult]:
+        """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged."""
+        results: dict[str, IngestResult] = {}
+        pending = list(events)
+        for _ in range(MAX_ATTEMPTS):
+            retry_cases = await self._ingest_once(pending, results)
+            if not retry_cases:
+                break
+            pending = [e for e in pending if e.case_id in retry_cases]
+        else:
+            raise Conflict(f"cases {sorted({e.case_id for e in pending})} kept changing under the pipeline")
+        for result in results.values():
+            EVENTS_INGESTED.labels(result.status.value.lower()).inc()
+        return [results[e.id] for e in events]
+
+    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult]) -> set[str]:
+        by_case: dict[str, list[CaseEvent]] = {}
+        for event in events:
+            by_case.setdefault(event.case_id, []).append(event)
+        docs = await self._cases.get_for_update(by_case)
+        creating = [cid for cid, evs in by_case.items()
+                    if cid not in docs and any(e.type == "case.created" for e in evs)]
+        parked: dict[str, list[CaseEvent]] = {}
+        for record in await self._events.parked_for(creating):
+            parked.setdefault(record["caseId"], []).append(parse_envelope(record["envelope"]))
+
+        batch = _Round(results={}, writes=[], previous_status={}, unchanged=[], to_park=[], applied=[])
+        for case_id, case_events in by_case.items():
+            self._reduce_case(docs.get(case_id), case_id, case_events, parked.get(case_id, []), batch)
+
+        conflicted = await self._cases.save(batch.writes)
+        applied = [e for e in batch.applied if e.case_id not in conflicted]
+        to_park = list({e.id: e for e in batch.to_park}.values())
+        already_known = await self._events.park([
+            {**_journal_record(e), "envelope": e.envelope} for e in to_park
+        ])
+        for event in to_park:
+            if event.id in already_known:
+                batch.results[event.id] = IngestResult(event.id, event.case_id, IngestStatus.DUPLICATE)
+        # A case created by someone else while we parked would never pick these up: apply them now.
+        created_meanwhile = set(await self._cases.get_many({e.case_id for e in to_park})) if to_park else set()
+        await self._events.record_applied([_journal_record(e) for e in applied])
+        await self._publisher.publish(
+            [StateChange(w.case, batch.previous_status[w.case["_id"]])
+             for w in batch.writes if w.case["_id"] not in conflicted]
+            + [StateChange(doc, doc.get("status")) for doc in batch.unchanged]
+        )
+        retry = conflicted | created_meanwhile
+        results.update({k: v for k, v in batch.results.items() if v.case_id not in retry})
+        return retry
+
+    @staticmethod
+    def _reduce_case(doc: dict[str, Any] | None, case_id: str, case_events: list[CaseEvent],
+                     parked: list[CaseEvent], batch: _Round) -> None:
+        expected_version = doc["version"] if doc else None
+        batch.previous_status[case_id] = doc.get("status") if doc else None
+        seen = set(doc["eventIds"]) if doc else set()
+        state = doc
+        changed = duplicated = False
+        parked_ids = {e.id for e in parked}
+        # case.created first, so the other events of the same batch need not be parked.
+        ordered = sorted(case_events, key=lambda e: e.type != "case.created") + parked
+        for event in ordered:
+            if event.id in seen:
+                if event.id not in parked_ids:
+                    duplicated = True
+                    batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.DUPLICATE)
+                continue
+            if state is None and event.type != "case.created":
+                batch.to_park.append(event)
+                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.PARKED)
+                continue
+            if state is not None and event.type == "case.created":
+                reason = f"case {case_id} already exists; case.created cannot be applied twice"
+                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
+                continue
+            state = apply_event(state if state is not None else new_case(case_id), event)
+            seen.add(event.id)
+            changed = True
+            batch.applied.append(event)
+            if event.id not in parked_ids:
+                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.APPLIED)
+        if changed and state is not None:
+            batch.writes.append(CaseWrite(state, expected_version))
+        elif doc is not None and duplicated:
+            # A redelivery may follow a crash between write and publish: publish the state again.
+            batch.unchanged.append(doc)

@@ -1,0 +1,1 @@
+"""Demo cases for `make run`: loaded through the event pipeline, never written to the store directly."""

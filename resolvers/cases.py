@@ -1,0 +1,44 @@
+"""Reading cases: one case, filtered lists, a case's history."""
+from __future__ import annotations
+
+from typing import Any
+
+from context import Context
+from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from stores.case_criteria import CaseCriteria, CaseOrder
+from stores.cases import order_value
+
+
+async def get_case(context: Context, case_id: str) -> dict[str, Any] | None:
+    return await context.loaders.case.load(case_id)
+
+
+async def list_cases(
+    context: Context, criteria: CaseCriteria | None, order: CaseOrder, first: int | None, after: str | None,
+) -> Page[dict[str, Any]]:
+    """A page of cases plus the total count of the filter (two store round trips, whatever the size)."""
+    size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
+    keyset = decode_cursor(after) if after else None
+    page = await context.services.cases.find(criteria, order, size, keyset)
+    total = await context.services.cases.count(criteria)
+    for doc in page.cases:
+        # Later field resolvers (Customer, Task entities) find these cases without another read.
+        context.loaders.case.prime(doc["_id"], doc)
+    cursors = [encode_cursor(order_value(doc, order), doc["_id"]) for doc in page.cases]
+    return Page(items=page.cases, cursors=cursors, has_next=page.has_next, total=total)
+
+
+def history_page(case: dict[str, Any], context: Context, first: int | None, after: str | None) -> Page[dict[str, Any]]:
+    """The case's actions, newest first; history is stored inside the case, so this costs no round trip."""
+    size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
+    entries = case.get("history", [])
+    newest_first = entries[::-1]
+    start = 0
+    if after:
+        _at, entry_id = decode_cursor(after)
+        start = next((i + 1 for i, e in enumerate(newest_first) if e["id"] == entry_id), len(newest_first))
+    chosen = newest_first[start:start + size]
+    return Page(
+        items=chosen, cursors=[encode_cursor(e["at"], e["id"]) for e in chosen],
+        has_next=start + size < len(newest_first), total=len(entries),
+    )

@@ -1,0 +1,56 @@
+"""Relay cursors and page sizes, shared by every connection."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from errors import BadInput
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a connection: items with their cursors, and whether more follow."""
+
+    items: list[T]
+    cursors: list[str]
+    has_next: bool
+    total: int | None = None
+
+
+def encode_cursor(value: Any, item_id: str) -> str:
+    if isinstance(value, datetime):
+        payload = ["t", value.isoformat(), item_id]
+    else:
+        payload = ["v", value, item_id]
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[Any, str]:
+    """(order value, id) recorded in `cursor`; a cursor we did not issue is a BAD_USER_INPUT."""
+    try:
+        kind, value, item_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if kind == "t":
+            value = datetime.fromisoformat(value)
+        elif kind != "v":
+            raise ValueError(kind)
+        if not isinstance(item_id, str):
+            raise ValueError(item_id)
+    except (ValueError, TypeError, orjson.JSONDecodeError) as error:
+        raise BadInput("after: not a cursor issued by this API") from error
+    return value, item_id
+
+
+def page_size(first: int | None, default: int, maximum: int) -> int:
+    if first is None:
+        return default
+    if first < 0:
+        raise BadInput("first: must not be negative")
+    if first > maximum:
+        raise BadInput(f"first: at most {maximum} items per page")
+    return first

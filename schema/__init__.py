@@ -1,0 +1,1 @@
+"""Strawberry types of the Case Repository subgraph; `schema.build` assembles the schema."""

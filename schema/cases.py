@@ -1,0 +1,301 @@
+"""The unified Case model (CONTRACT §3)."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from resolvers import cases as case_rules
+from schema.connections import Connection, connection_from_page
+from stores.case_criteria import CaseCriteria, CaseOrder
+
+if TYPE_CHECKING:
+    from schema.customers import Customer
+    from schema.tasks import Task
+
+
+@strawberry.enum
+class ActorType(Enum):
+    USER = "USER"
+    SYSTEM = "SYSTEM"
+    CUSTOMER = "CUSTOMER"
+
+
+@strawberry.type
+class Actor:
+    type: ActorType
+    id: strawberry.ID
+    name: str | None
+
+
+@strawberry.type
+class HistoryEntry:
+    id: strawberry.ID
+    kind: str
+    actor: Actor
+    channel: str | None
+    at: datetime
+    summary: str
+    details: JSON | None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> HistoryEntry:
+        actor = doc["actor"]
+        return cls(
+            id=doc["id"], kind=doc["kind"], channel=doc.get("channel"), at=doc["at"], summary=doc["summary"],
+            details=doc.get("details"),
+            actor=Actor(type=ActorType(actor["type"]), id=actor["id"], name=actor.get("name")),
+        )
+
+
+@strawberry.type
+class Product:
+    code: str
+    name: str
+    amount: Decimal | None
+    currency: str | None
+
+
+@strawberry.type
+class Participant:
+    id: strawberry.ID
+    role: str
+    name: str
+
+
+@strawberry.type
+class Document:
+    id: strawberry.ID
+    name: str
+    kind: str
+    status: str
+    participant_id: strawberry.ID | None
+    url: str | None
+    required: bool
+
+
+@strawberry.type
+class Incident:
+    id: strawberry.ID
+    kind: str
+    message: str | None
+    service: str | None
+    retryable: bool | None
+    at: datetime | None
+    state: str
+
+
+@strawberry.type
+class Process:
+    engine: str
+    definition_key: str
+    instance_id: str
+    bpmn_url: str | None
+
+
+@strawberry.type
+class Form:
+    id: strawberry.ID
+    key: str
+    name: str | None
+    url: str | None
+    status: str | None
+
+
+@strawberry.type
+class Consent:
+    id: strawberry.ID
+    participant_id: strawberry.ID | None
+    kind: str | None
+    text: str | None
+    required: bool | None
+    state: str
+
+
+@strawberry.type
+class Offer:
+    id: strawberry.ID
+    product_code: str | None
+    name: str | None
+    amount: Decimal | None
+    currency: str | None
+    rate: Decimal | None
+    term_months: int | None
+    valid_until: datetime | None
+    status: str | None
+
+
+def _items(cls: type, docs: list[dict[str, Any]], names: tuple[str, ...]) -> list[Any]:
+    """Build list items from stored dicts; stored names are camelCase, Python names snake_case."""
+    return [cls(**{name: doc.get(stored) for name, stored in names}) for doc in docs]
+
+
+def _fields(*names: str) -> tuple[tuple[str, str], ...]:
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    return tuple((name, camel(name)) for name in names)
+
+
+_PARTICIPANT = _fields("id", "role", "name")
+_DOCUMENT = _fields("id", "name", "kind", "status", "participant_id", "url", "required")
+_INCIDENT = _fields("id", "kind", "message", "service", "retryable", "at", "state")
+_PROCESS = _fields("engine", "definition_key", "instance_id", "bpmn_url")
+_FORM = _fields("id", "key", "name", "url", "status")
+_CONSENT = _fields("id", "participant_id", "kind", "text", "required", "state")
+_OFFER = _fields("id", "product_code", "name", "amount", "currency", "rate", "term_months", "valid_until", "status")
+
+
+@strawberry.federation.type(keys=["id"])
+class Case:
+    id: strawberry.ID
+    case_type: str
+    title: str
+    status: str
+    stage: str | None
+    channel: str
+    branch: str | None
+    source_system: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    outcome: str | None
+    version: int
+    doc: strawberry.Private[dict[str, Any]]
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Case:
+        return cls(
+            id=doc.get("_id") or doc["id"], case_type=doc["caseType"], title=doc["title"], status=doc["status"],
+            stage=doc.get("stage"), channel=doc["channel"], branch=doc.get("branch"),
+            source_system=doc["sourceSystem"], created_at=doc["createdAt"], updated_at=doc["updatedAt"],
+            closed_at=doc.get("closedAt"), outcome=doc.get("outcome"), version=doc["version"], doc=doc,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Case | None:
+        doc = await case_rules.get_case(info.context, id)
+        return cls.from_doc(doc) if doc else None
+
+    @strawberry.field
+    def customer(self) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
+        from schema.customers import Customer
+
+        return Customer.from_doc(self.doc["customer"])
+
+    @strawberry.field
+    def product(self) -> Product | None:
+        product = self.doc.get("product")
+        if not product:
+            return None
+        return Product(code=product["code"], name=product["name"],
+                       amount=product.get("amount"), currency=product.get("currency"))
+
+    @strawberry.field
+    def participants(self) -> list[Participant]:
+        return _items(Participant, self.doc.get("participants", []), _PARTICIPANT)
+
+    @strawberry.field
+    def documents(self) -> list[Document]:
+        return _items(Document, self.doc.get("documents", []), _DOCUMENT)
+
+    @strawberry.field
+    def tasks(self) -> list[Annotated[Task, strawberry.lazy("schema.tasks")]]:
+        from schema.tasks import Task
+
+        return [Task.from_doc(task, self.doc["_id"] if "_id" in self.doc else self.doc["id"])
+                for task in self.doc.get("tasks", [])]
+
+    @strawberry.field
+    def incidents(self) -> list[Incident]:
+        return _items(Incident, self.doc.get("incidents", []), _INCIDENT)
+
+    @strawberry.field
+    def processes(self) -> list[Process]:
+        return _items(Process, self.doc.get("processes") or [], _PROCESS)
+
+    @strawberry.field
+    def forms(self) -> list[Form]:
+        return _items(Form, self.doc.get("forms") or [], _FORM)
+
+    @strawberry.field
+    def consents(self) -> list[Consent]:
+        return _items(Consent, self.doc.get("consents", []), _CONSENT)
+
+    @strawberry.field
+    def offers(self) -> list[Offer]:
+        return _items(Offer, self.doc.get("offers", []), _OFFER)
+
+    @strawberry.field
+    def has_open_incident(self) -> bool:
+        return bool(self.doc.get("hasOpenIncident"))
+
+    @strawberry.field(description="The case's actions, newest first.")
+    def history(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[HistoryEntry]:
+        page = case_rules.history_page(self.doc, info.context, first, after)
+        return connection_from_page(page, HistoryEntry.from_doc)
+
+
+@strawberry.enum
+class CaseOrderField(Enum):
+    UPDATED_AT = "UPDATED_AT"
+    CREATED_AT = "CREATED_AT"
+    STATUS = "STATUS"
+    CASE_TYPE = "CASE_TYPE"
+    ID = "ID"
+
+
+@strawberry.enum
+class OrderDirection(Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+@strawberry.input
+class CaseOrderInput:
+    field: CaseOrderField = CaseOrderField.UPDATED_AT
+    direction: OrderDirection = OrderDirection.DESC
+
+    def to_order(self) -> CaseOrder:
+        return CaseOrder(field=self.field.value, descending=self.direction is OrderDirection.DESC)
+
+
+@strawberry.input(description="Every given condition must hold; `and`/`or` combine nested filters.")
+class CaseFilter:
+    customer_id: strawberry.ID | None = None
+    case_type: list[str] | None = None
+    status: list[str] | None = None
+    stage: list[str] | None = None
+    channel: list[str] | None = None
+    has_open_incident: bool | None = None
+    open: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    text: str | None = None
+    and_: list[CaseFilter] | None = strawberry.field(default=None, name="and")
+    or_: list[CaseFilter] | None = strawberry.field(default=None, name="or")
+
+    def to_criteria(self) -> CaseCriteria:
+        return CaseCriteria(
+            customer_id=self.customer_id, case_type=self.case_type, status=self.status, stage=self.stage,
+            channel=self.channel, has_open_incident=self.has_open_incident, is_open=self.open,
+            created_from=self.created_from, created_to=self.created_to, updated_from=self.updated_from,
+            updated_to=self.updated_to, text=self.text,
+            all_of=[f.to_criteria() for f in self.and_ or []], any_of=[f.to_criteria() for f in self.or_ or []],
+        )
+
+
+async def cases_connection(
+    info: Info, criteria: CaseCriteria | None, order_by: CaseOrderInput | None, first: int | None, after: str | None,
+) -> Connection[Case]:
+    order = (order_by or CaseOrderInput()).to_order()
+    page = await case_rules.list_cases(info.context, criteria, order, first, after)
+    return connection_from_page(page, Case.from_doc)

@@ -1,0 +1,85 @@
+"""The customer 360 view."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import customers as customer_rules
+from schema.cases import Case, CaseFilter, CaseOrderInput, HistoryEntry, cases_connection
+from schema.connections import Connection, connection_from_page
+from stores.case_criteria import CaseCriteria
+
+
+@strawberry.type
+class CountByKey:
+    key: str | None
+    count: int
+
+
+@strawberry.type
+class CustomerSummary:
+    open: int
+    closed: int
+    total: int
+    by_status: list[CountByKey]
+    by_channel: list[CountByKey]
+    by_product: list[CountByKey]
+    last_contact_at: datetime | None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> CustomerSummary:
+        def counts(by_key: dict[str, int]) -> list[CountByKey]:
+            return [CountByKey(key=k, count=n) for k, n in sorted(by_key.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+
+        return cls(
+            open=doc["open"], closed=doc["closed"], total=doc["open"] + doc["closed"],
+            by_status=counts(doc["byStatus"]), by_channel=counts(doc["byChannel"]),
+            by_product=counts(doc["byProduct"]), last_contact_at=doc["lastContactAt"],
+        )
+
+
+@strawberry.type
+class TimelineEntry(HistoryEntry):
+    case_id: strawberry.ID
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> TimelineEntry:
+        entry = HistoryEntry.from_doc(doc)
+        return cls(**{**entry.__dict__, "case_id": doc["caseId"]})
+
+
+@strawberry.federation.type(keys=["id"])
+class Customer:
+    id: strawberry.ID
+    name: str | None
+    segment: str | None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Customer:
+        return cls(id=doc["id"], name=doc.get("name"), segment=doc.get("segment"))
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Customer | None:
+        doc = await customer_rules.get_customer(info.context, id)
+        return cls.from_doc(doc) if doc else None
+
+    @strawberry.field(description="The customer's cases; `filter` narrows them further.")
+    async def cases(
+        self, info: Info, filter: CaseFilter | None = None, order_by: CaseOrderInput | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[Case]:
+        own = CaseCriteria(customer_id=self.id)
+        criteria = CaseCriteria(all_of=[own, filter.to_criteria()]) if filter else own
+        return await cases_connection(info, criteria, order_by, first, after)
+
+    @strawberry.field
+    async def summary(self, info: Info) -> CustomerSummary:
+        return CustomerSummary.from_doc(await customer_rules.customer_summary(info.context, self.id))
+
+    @strawberry.field(description="Actions of all the customer's cases, newest first.")
+    async def timeline(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[TimelineEntry]:
+        page = await customer_rules.customer_timeline(info.context, self.id, first, after)
+        return connection_from_page(page, TimelineEntry.from_doc)

@@ -1,0 +1,52 @@
+"""The one place that turns exceptions into GraphQL errors with `extensions.code` (CONTRACT §3)."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+from graphql.error import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
+    """Give every error a contract code; unexpected ones get a correlation id that is in the log."""
+    extensions = dict(error.extensions or {})
+    original = error.original_error
+    if "code" in extensions:
+        return error
+    if isinstance(original, DomainError):
+        extensions["code"] = original.code
+        message = error.message
+    elif original is None:
+        # Parse and validation errors: the client's document is wrong.
+        extensions["code"] = "BAD_USER_INPUT"
+        message = error.message
+    else:
+        correlation_id = uuid.uuid4().hex
+        log.error("unexpected error in resolver", exc_info=original,
+                  extra={"correlation_id": correlation_id, "path": error.path})
+        extensions.update(code="INTERNAL", correlationId=correlation_id)
+        message = error.message if expose_internal else f"Internal error (correlation id {correlation_id})"
+    return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                        path=error.path, original_error=original, extensions=extensions)
+
+
+class ErrorCodes(SchemaExtension):
+    """Adds codes after the operation; a schema extension so it runs once per operation, not per field."""
+
+    expose_internal = True
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [classify(e, expose_internal=self.expose_internal) for e in result.errors]
+
+
+def error_codes(expose_internal: bool) -> type[ErrorCodes]:
+    return type("ErrorCodes", (ErrorCodes,), {"expose_internal": expose_internal})

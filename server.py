@@ -1,0 +1,148 @@
+"""The Case Repository server: `python server.py [--host H] [--port P]`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from strawberry.aiohttp.views import GraphQLView
+
+from consumers.dead_letters import StoreDeadLetters
+from consumers.kafka import KafkaClients
+from consumers.pipeline import EventPipeline
+from consumers.updates import LocalUpdatesPublisher, UpdatesBus
+from context import Context, Services
+from demo.events import load_demo_cases
+from logs import configure_logging
+from schema.build import build_schema
+from settings import Settings
+from stores.cases import CaseStore
+from stores.database import Database, connect
+from stores.dead_letters import DeadLetterStore
+from stores.events import EventStore
+
+log = logging.getLogger("case_repository")
+
+SERVICES = web.AppKey("services", Services)
+DATABASE = web.AppKey("database", Database)
+KAFKA = web.AppKey("kafka", KafkaClients | None)
+
+REQUESTS = Counter("case_repository_http_requests_total", "HTTP requests", ["path", "status"])
+ERRORS = Counter("case_repository_http_errors_total", "HTTP requests that failed with 5xx", ["path"])
+LATENCY = Histogram("case_repository_http_request_seconds", "HTTP request latency", ["path"])
+
+
+class CaseRepositoryView(GraphQLView):
+    async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:  # type: ignore[override]
+        return Context(services=request.app[SERVICES], request=request, response=response)
+
+    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+        return orjson.dumps(data)
+
+
+@web.middleware
+async def measure(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    path = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        LATENCY.labels(path).observe(time.perf_counter() - started)
+        REQUESTS.labels(path, str(status)).inc()
+        if status >= 500:
+            ERRORS.labels(path).inc()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = {"store": await request.app[DATABASE].ping()}
+    kafka = request.app[KAFKA]
+    if kafka is not None:
+        checks["kafka"] = await kafka.ready()
+    ready = all(checks.values())
+    return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks},
+                             status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_services(settings: Settings, database: Database, kafka: KafkaClients | None) -> Services:
+    """Kafka carries updates and dead letters when configured; else the in-process bus and the store do."""
+    cases, events = CaseStore(database), EventStore(database)
+    bus = UpdatesBus()
+    publisher = kafka.updates_publisher() if kafka else LocalUpdatesPublisher(bus)
+    return Services(
+        settings=settings, cases=cases, events=events, bus=bus,
+        pipeline=EventPipeline(cases, events, publisher),
+        dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database)),
+    )
+
+
+def create_app(settings: Settings, database: Database | None = None) -> web.Application:
+    """The aiohttp app; tests pass their own settings and, if they like, their own database."""
+    app = web.Application(middlewares=[measure], client_max_size=1024 * 1024)
+    database = database or connect(settings.mongodb_uri, settings.mongodb_database)
+    kafka = KafkaClients(settings) if settings.kafka_enabled else None
+    services = build_services(settings, database, kafka)
+    app[DATABASE] = database
+    app[SERVICES] = services
+    app[KAFKA] = kafka
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await services.cases.ensure_indexes()
+        await services.events.ensure_indexes()
+        if kafka is not None:
+            await kafka.start(services.pipeline, services.dead_letters, services.bus)
+        if settings.demo_data:
+            count = await load_demo_cases(services.pipeline)
+            log.info("demo cases loaded through the event pipeline", extra={"events": count})
+        log.info("case repository started", extra={
+            "store": "in-memory" if settings.embedded_store else "mongodb",
+            "kafka": settings.kafka_bootstrap_servers or "in-process bus"})
+        yield
+        if kafka is not None:
+            await kafka.stop()
+        database.close()
+        log.info("case repository stopped")
+
+    view = CaseRepositoryView(schema=build_schema(expose_internal_errors=settings.app_env == "dev"),
+                              graphql_ide="graphiql", allow_queries_via_get=True)
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_route("*", "/graphql", view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    parser = argparse.ArgumentParser(description="Case Repository GraphQL server")
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    args = parser.parse_args()
+    configure_logging(settings.log_level)
+    settings = settings.with_overrides(host=args.host, port=args.port)
+    app = create_app(settings)
+    print(f"Case Repository: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

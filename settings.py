@@ -1,0 +1,66 @@
+"""Settings read from the environment once, in one typed object."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_env: str = "dev"
+    mongodb_uri: str | None = None
+    mongodb_database: str = "case_repository"
+    kafka_bootstrap_servers: str | None = None
+    kafka_group_id: str = "case-repository"
+    kafka_topic_events: str = "case-events"
+    kafka_topic_updates: str = "case-updates"
+    kafka_topic_commands: str = "case-commands"
+    kafka_topic_dlq: str = "case-events.dlq"
+    demo_data: bool = True
+    max_page_size: int = 500
+    default_page_size: int = 20
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (unset = embedded default)."""
+        env = os.environ if env is None else env
+        mongodb_uri = env.get("MONGODB_URI") or None
+        return cls(
+            host=env.get("HOST", cls.host),
+            port=int(env.get("PORT", cls.port)),
+            app_env=env.get("APP_ENV", cls.app_env),
+            mongodb_uri=mongodb_uri,
+            mongodb_database=env.get("MONGODB_DATABASE", cls.mongodb_database),
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            kafka_group_id=env.get("KAFKA_GROUP_ID", cls.kafka_group_id),
+            kafka_topic_events=env.get("KAFKA_TOPIC_EVENTS", cls.kafka_topic_events),
+            kafka_topic_updates=env.get("KAFKA_TOPIC_UPDATES", cls.kafka_topic_updates),
+            kafka_topic_commands=env.get("KAFKA_TOPIC_COMMANDS", cls.kafka_topic_commands),
+            kafka_topic_dlq=env.get("KAFKA_TOPIC_DLQ", cls.kafka_topic_dlq),
+            # Demo cases only make sense in a store that starts empty every time.
+            demo_data=_flag(env.get("DEMO_DATA"), default=mongodb_uri is None),
+            max_page_size=int(env.get("MAX_PAGE_SIZE", cls.max_page_size)),
+            default_page_size=int(env.get("DEFAULT_PAGE_SIZE", cls.default_page_size)),
+            log_level=env.get("LOG_LEVEL", cls.log_level),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.mongodb_uri is None
+
+    @property
+    def kafka_enabled(self) -> bool:
+        return self.kafka_bootstrap_servers is not None

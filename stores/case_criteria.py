@@ -1,0 +1,95 @@
+"""Plain filter and order values for case queries, and their MongoDB form."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Public order names -> stored field; every order ends with _id so keyset cursors are total.
+ORDER_FIELDS = {
+    "UPDATED_AT": "updatedAt",
+    "CREATED_AT": "createdAt",
+    "STATUS": "status",
+    "CASE_TYPE": "caseType",
+    "ID": "_id",
+}
+
+
+@dataclass(frozen=True)
+class CaseCriteria:
+    customer_id: str | None = None
+    case_type: list[str] | None = None
+    status: list[str] | None = None
+    stage: list[str] | None = None
+    channel: list[str] | None = None
+    has_open_incident: bool | None = None
+    is_open: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    text: str | None = None
+    all_of: list[CaseCriteria] = field(default_factory=list)
+    any_of: list[CaseCriteria] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaseOrder:
+    field: str = "UPDATED_AT"
+    descending: bool = True
+
+
+def _range(low: datetime | None, high: datetime | None) -> dict[str, Any] | None:
+    bounds = {}
+    if low is not None:
+        bounds["$gte"] = low
+    if high is not None:
+        bounds["$lt"] = high
+    return bounds or None
+
+
+def criteria_filter(criteria: CaseCriteria | None) -> dict[str, Any]:
+    """MongoDB filter for `criteria`; every clause is index-friendly except the text search."""
+    if criteria is None:
+        return {}
+    clauses: list[dict[str, Any]] = []
+    if criteria.customer_id is not None:
+        clauses.append({"customerId": criteria.customer_id})
+    for stored, values in (("caseType", criteria.case_type), ("status", criteria.status),
+                           ("stage", criteria.stage), ("channel", criteria.channel)):
+        if values is not None:
+            clauses.append({stored: {"$in": list(values)}})
+    if criteria.has_open_incident is not None:
+        clauses.append({"hasOpenIncident": criteria.has_open_incident})
+    if criteria.is_open is not None:
+        clauses.append({"isOpen": criteria.is_open})
+    for stored, bounds in (("createdAt", _range(criteria.created_from, criteria.created_to)),
+                           ("updatedAt", _range(criteria.updated_from, criteria.updated_to))):
+        if bounds:
+            clauses.append({stored: bounds})
+    if criteria.text:
+        pattern = {"$regex": re.escape(criteria.text), "$options": "i"}
+        clauses.append({"$or": [{"_id": pattern}, {"title": pattern}, {"customer.name": pattern}]})
+    if criteria.all_of:
+        clauses.append({"$and": [criteria_filter(c) for c in criteria.all_of]})
+    if criteria.any_of:
+        clauses.append({"$or": [criteria_filter(c) for c in criteria.any_of]})
+    if not clauses:
+        return {}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def after_filter(order: CaseOrder, value: Any, last_id: str) -> dict[str, Any]:
+    """Keyset condition: rows strictly after (value, last_id) in `order`."""
+    stored = ORDER_FIELDS[order.field]
+    op = "$lt" if order.descending else "$gt"
+    if stored == "_id":
+        return {"_id": {op: last_id}}
+    return {"$or": [{stored: {op: value}}, {stored: value, "_id": {op: last_id}}]}
+
+
+def sort_spec(order: CaseOrder) -> list[tuple[str, int]]:
+    direction = -1 if order.descending else 1
+    stored = ORDER_FIELDS[order.field]
+    return [(stored, direction)] if stored == "_id" else [(stored, direction), ("_id", direction)]

@@ -1,0 +1,174 @@
+"""Case documents: reads for the API and version-guarded writes for the event pipeline."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReplaceOne
+from pymongo.errors import BulkWriteError
+
+from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_filter, criteria_filter, sort_spec
+from stores.database import Database
+
+COLLECTION = "cases"
+
+INDEXES = [
+    IndexModel([("customerId", ASCENDING), ("updatedAt", DESCENDING)], name="customer_updated"),
+    IndexModel([("status", ASCENDING), ("updatedAt", DESCENDING)], name="status_updated"),
+    IndexModel([("caseType", ASCENDING), ("updatedAt", DESCENDING)], name="type_updated"),
+    IndexModel([("updatedAt", DESCENDING), ("_id", DESCENDING)], name="updated"),
+    IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)], name="created"),
+    IndexModel([("tasks.id", ASCENDING)], name="task_id"),
+    IndexModel([("tasks.candidateGroups", ASCENDING), ("tasks.state", ASCENDING)], name="task_groups"),
+    IndexModel([("tasks.assignee", ASCENDING)], name="task_assignee"),
+    IndexModel([("hasOpenIncident", ASCENDING), ("updatedAt", DESCENDING)], name="open_incident"),
+]
+
+# Bookkeeping that the API never needs: left in the store, not shipped on every read.
+_READ_PROJECTION = {"eventIds": 0}
+
+
+@dataclass(frozen=True)
+class CaseWrite:
+    """A new state for one case; `expected_version` None means the case is new."""
+
+    case: dict[str, Any]
+    expected_version: int | None
+
+
+@dataclass(frozen=True)
+class CasePage:
+    cases: list[dict[str, Any]]
+    has_next: bool
+
+
+class CaseStore:
+    def __init__(self, db: Database) -> None:
+        self._cases = db.collection(COLLECTION)
+
+    async def ensure_indexes(self) -> None:
+        await self._cases.create_indexes(INDEXES)
+
+    async def get(self, case_id: str) -> dict[str, Any] | None:
+        return await self._cases.find_one({"_id": case_id}, _READ_PROJECTION)
+
+    async def get_many(self, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Cases by id in one round trip; missing ids are absent from the result."""
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return {}
+        docs = await self._cases.find({"_id": {"$in": ids}}, _READ_PROJECTION).to_list(None)
+        return {doc["_id"]: doc for doc in docs}
+
+    async def get_for_update(self, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Full documents, event ids included, for the pipeline's duplicate check."""
+        ids = list(dict.fromkeys(case_ids))
+        docs = await self._cases.find({"_id": {"$in": ids}}).to_list(None)
+        return {doc["_id"]: doc for doc in docs}
+
+    async def save(self, writes: Sequence[CaseWrite]) -> set[str]:
+        """Write new states in one round trip; return the ids whose version guard failed."""
+        if not writes:
+            return set()
+        operations = [
+            InsertOne(w.case) if w.expected_version is None
+            else ReplaceOne({"_id": w.case["_id"], "version": w.expected_version}, w.case)
+            for w in writes
+        ]
+        try:
+            result = await self._cases.bulk_write(operations, ordered=False)
+            failed_inserts: set[str] = set()
+            matched = result.matched_count
+        except BulkWriteError as error:
+            failed_inserts = {writes[e["index"]].case["_id"] for e in error.details["writeErrors"]}
+            matched = error.details["nMatched"]
+        expected_replaced = sum(1 for w in writes if w.expected_version is not None)
+        if not failed_inserts and matched == expected_replaced:
+            return set()
+        # The bulk result does not say which guard failed: read back the versions we wrote.
+        current = await self._cases.find(
+            {"_id": {"$in": [w.case["_id"] for w in writes]}}, {"version": 1}
+        ).to_list(None)
+        versions = {doc["_id"]: doc["version"] for doc in current}
+        return {
+            w.case["_id"] for w in writes
+            if w.case["_id"] in failed_inserts or versions.get(w.case["_id"]) != w.case["version"]
+        }
+
+    async def find(
+        self, criteria: CaseCriteria | None, order: CaseOrder, first: int,
+        after: tuple[Any, str] | None = None, projection: dict[str, int] | None = None,
+    ) -> CasePage:
+        query = criteria_filter(criteria)
+        if after is not None:
+            keyset = after_filter(order, after[0], after[1])
+            query = {"$and": [query, keyset]} if query else keyset
+        cursor = self._cases.find(query, projection or _READ_PROJECTION).sort(sort_spec(order)).limit(first + 1)
+        docs = await cursor.to_list(None)
+        return CasePage(cases=docs[:first], has_next=len(docs) > first)
+
+    async def count(self, criteria: CaseCriteria | None) -> int:
+        return await self._cases.count_documents(criteria_filter(criteria))
+
+    async def customer_summaries(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per customer: counts by status, channel, product and open/closed, and last contact."""
+        pipeline = [
+            {"$match": {"customerId": {"$in": list(customer_ids)}}},
+            {"$facet": {
+                "byStatus": [{"$group": {"_id": {"c": "$customerId", "k": "$status"}, "n": {"$sum": 1}}}],
+                "byChannel": [{"$group": {"_id": {"c": "$customerId", "k": "$channel"}, "n": {"$sum": 1}}}],
+                "byProduct": [{"$group": {"_id": {"c": "$customerId", "k": "$product.code"}, "n": {"$sum": 1}}}],
+                "byOpen": [{"$group": {"_id": {"c": "$customerId", "k": "$isOpen"}, "n": {"$sum": 1}}}],
+                "last": [{"$group": {"_id": {"c": "$customerId", "k": None}, "at": {"$max": "$updatedAt"}}}],
+            }},
+        ]
+        facets = (await self._cases.aggregate(pipeline).to_list(None))[0]
+        summaries: dict[str, dict[str, Any]] = {
+            cid: {"byStatus": {}, "byChannel": {}, "byProduct": {}, "open": 0, "closed": 0, "lastContactAt": None}
+            for cid in customer_ids
+        }
+        for facet in ("byStatus", "byChannel", "byProduct"):
+            for row in facets[facet]:
+                summaries[row["_id"]["c"]][facet][row["_id"]["k"]] = row["n"]
+        for row in facets["byOpen"]:
+            summaries[row["_id"]["c"]]["open" if row["_id"]["k"] else "closed"] = row["n"]
+        for row in facets["last"]:
+            summaries[row["_id"]["c"]]["lastContactAt"] = row["at"]
+        return summaries
+
+    async def latest_customer_snapshots(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The customer as last described by any of their cases, for each id that has a case."""
+        docs = await self._cases.find(
+            {"customerId": {"$in": list(customer_ids)}}, {"customer": 1, "customerId": 1, "updatedAt": 1}
+        ).sort([("updatedAt", DESCENDING)]).to_list(None)
+        snapshots: dict[str, dict[str, Any]] = {}
+        for doc in docs:
+            snapshots.setdefault(doc["customerId"], doc["customer"])
+        return snapshots
+
+    async def timeline(
+        self, customer_id: str, first: int, after: tuple[Any, str] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Actions of all the customer's cases, newest first, each with its case id."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"customerId": customer_id}},
+            {"$project": {"history": 1}},
+            {"$unwind": "$history"},
+            {"$replaceRoot": {"newRoot": {"$mergeObjects": ["$history", {"caseId": "$_id"}]}}},
+        ]
+        if after is not None:
+            pipeline.append({"$match": {"$or": [
+                {"at": {"$lt": after[0]}}, {"at": after[0], "id": {"$lt": after[1]}},
+            ]}})
+        pipeline += [{"$sort": {"at": -1, "id": -1}}, {"$limit": first + 1}]
+        rows = await self._cases.aggregate(pipeline).to_list(None)
+        return rows[:first], len(rows) > first
+
+    async def with_tasks(self, task_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._cases.find({"tasks.id": {"$in": list(task_ids)}}, _READ_PROJECTION).to_list(None)
+
+
+def order_value(case: dict[str, Any], order: CaseOrder) -> Any:
+    """The value a keyset cursor records for `case` under `order`."""
+    return case.get(ORDER_FIELDS[order.field])

@@ -1,0 +1,73 @@
+"""The event journal: one record per accepted event id (unique), and events parked until their case exists."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from stores.database import Database
+
+COLLECTION = "events"
+APPLIED = "APPLIED"
+PARKED = "PARKED"
+
+INDEXES = [IndexModel([("caseId", ASCENDING), ("status", ASCENDING)], name="case_status")]
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self._events = db.collection(COLLECTION)
+
+    async def ensure_indexes(self) -> None:
+        # _id is the event id: MongoDB's own unique index enforces "each event id once".
+        await self._events.create_indexes(INDEXES)
+
+    async def record_applied(self, records: Sequence[dict[str, Any]]) -> None:
+        """Journal applied events; idempotent, so a retried batch rewrites the same records."""
+        if not records:
+            return
+        now = datetime.now(timezone.utc)
+        await self._events.bulk_write([
+            UpdateOne({"_id": r["id"]}, {
+                "$set": {"status": APPLIED, "appliedAt": now},
+                "$setOnInsert": {"caseId": r["caseId"], "type": r["type"], "order": r["order"]},
+                "$unset": {"envelope": ""},
+            }, upsert=True)
+            for r in records
+        ], ordered=False)
+
+    async def park(self, records: Sequence[dict[str, Any]]) -> set[str]:
+        """Park events whose case does not exist yet; return the ids that were already known."""
+        if not records:
+            return set()
+        now = datetime.now(timezone.utc)
+        try:
+            await self._events.insert_many([
+                {"_id": r["id"], "caseId": r["caseId"], "type": r["type"], "status": PARKED,
+                 "envelope": r["envelope"], "parkedAt": now}
+                for r in records
+            ], ordered=False)
+        except BulkWriteError as error:
+            duplicates = {e["op"]["_id"] for e in error.details["writeErrors"] if e.get("code") == 11000}
+            if len(duplicates) != len(error.details["writeErrors"]):
+                raise
+            return duplicates
+        return set()
+
+    async def parked_for(self, case_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(case_ids)
+        if not ids:
+            return []
+        return await self._events.find({"caseId": {"$in": ids}, "status": PARKED}).to_list(None)
+
+    async def known(self, event_ids: Iterable[str]) -> dict[str, str]:
+        """Status of each event id the journal has seen."""
+        ids = list(event_ids)
+        docs = await self._events.find({"_id": {"$in": ids}}, {"status": 1}).to_list(None)
+        return {doc["_id"]: doc["status"] for doc in docs}
+
+    async def count_parked(self) -> int:
+        return await self._events.count_documents({"status": PARKED})
