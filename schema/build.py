@@ -68,6 +68,7 @@ def build_schema(*, expose_internal_errors: bool = True) -> strawberry.federatio
     return strawberry.federation.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, types=[Task],
         federation_version="2.5",
-        extensions=[ParserCache(maxsize=512), ValidationCache(maxsize=512), error_codes(expose_internal_errors)],
+        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
+                    error_codes(expose_internal_errors)],
         execution_context_class=FreshPerEventExecutor,
     )

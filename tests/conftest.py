@@ -1,0 +1,53 @@
+"""Shared fixtures: an app on the in-memory store, a GraphQL client over real HTTP, the services."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from context import Services
+from server import SERVICES, create_app
+from settings import Settings
+from stores.database import Database, connect
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(demo_data=False)
+
+
+@pytest.fixture
+def database() -> Database:
+    return connect(None, "case_repository_test")
+
+
+@pytest.fixture
+async def client(settings: Settings, database: Database) -> AsyncIterator[TestClient]:
+    app = create_app(settings, database)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def services(client: TestClient) -> Services:
+    return client.app[SERVICES]
+
+
+class GraphQL:
+    """Posts GraphQL over HTTP, as a client of the API would."""
+
+    def __init__(self, client: TestClient) -> None:
+        self._client = client
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None,
+                       headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self._client.post("/graphql", json={"query": query, "variables": variables or {}},
+                                           headers=headers or {})
+        return await response.json()
+
+
+@pytest.fixture
+def gql(client: TestClient) -> GraphQL:
+    return GraphQL(client)
