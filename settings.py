@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 
+# Public development defaults: safe only because APP_ENV=prod refuses to start with them.
+DEV_AUTH_SECRET = "case-repository-dev-secret-not-for-production"
+DEV_ENCRYPTION_KEY = "ZGV2LWtleS1jYXNlLXJlcG9zaXRvcnktMzItYnl0ZXM="
+
+
 def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
@@ -29,6 +34,16 @@ class Settings:
     max_page_size: int = 500
     default_page_size: int = 20
     log_level: str = "INFO"
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # Only honoured when app_env == "dev"; prod refuses to start while it is the dev default.
+    auth_dev_secret: str = DEV_AUTH_SECRET
+    # base64 of 32 bytes; prod refuses to start while it is the dev default.
+    data_encryption_key: str = DEV_ENCRYPTION_KEY
+    graphql_introspection: bool | None = None
+    allow_embedded: bool = False
+    ws_allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,10 +67,28 @@ class Settings:
             max_page_size=int(env.get("MAX_PAGE_SIZE", cls.max_page_size)),
             default_page_size=int(env.get("DEFAULT_PAGE_SIZE", cls.default_page_size)),
             log_level=env.get("LOG_LEVEL", cls.log_level),
+            auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
+            auth_issuer=env.get("AUTH_ISSUER") or None,
+            auth_audience=env.get("AUTH_AUDIENCE") or None,
+            auth_dev_secret=env.get("AUTH_DEV_SECRET") or DEV_AUTH_SECRET,
+            data_encryption_key=env.get("DATA_ENCRYPTION_KEY") or DEV_ENCRYPTION_KEY,
+            graphql_introspection=(_flag(env["GRAPHQL_INTROSPECTION"], default=False)
+                                   if env.get("GRAPHQL_INTROSPECTION") else None),
+            allow_embedded=_flag(env.get("ALLOW_EMBEDDED"), default=False),
+            ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def is_dev(self) -> bool:
+        return self.app_env == "dev"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """On in dev, off in prod unless GRAPHQL_INTROSPECTION=1."""
+        return self.is_dev if self.graphql_introspection is None else self.graphql_introspection
 
     @property
     def embedded_store(self) -> bool:
