@@ -1,0 +1,123 @@
+"""Bearer token verification (CONTRACT §4): algorithm allow-list, signature, registered claims.
+
+Which key verifies a token is decided by the token's `alg` header *and* our configuration, never by
+the token alone: RS256/ES256 only with a key from AUTH_JWKS_URL whose own algorithm matches, HS256
+only with AUTH_DEV_SECRET and only when APP_ENV=dev, anything else (including `none`) is refused.
+Header fields that point at other keys (`jku`, `x5u`, `jwk`) are ignored. Error messages name the
+failed check but never echo the token or its claims.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from auth.jwks import JWKS_ALGORITHMS, JwksKeys
+from auth.principal import Principal, principal_from_claims
+from errors import Unauthenticated
+from settings import Settings
+
+DEV_ALGORITHM = "HS256"
+LEEWAY_SECONDS = 30  # clock skew between Keycloak and us
+# Keycloak tokens with many groups reach a few kB; anything far bigger is not a token we issue.
+MAX_TOKEN_LENGTH = 16_384
+
+_CLAIM_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not yet valid"),
+    (jwt.InvalidSignatureError, "signature"),
+    (jwt.InvalidAudienceError, "audience"),
+    (jwt.InvalidIssuerError, "issuer"),
+    (jwt.InvalidAlgorithmError, "algorithm"),
+)
+
+
+def bearer_token(authorization_header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value, or None when there is none."""
+    if not authorization_header:
+        return None
+    scheme, _, token = authorization_header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or any(ch.isspace() for ch in token):
+        return None
+    return token
+
+
+def bearer_token_from_payload(payload: object) -> str | None:
+    """The token of a WebSocket `connection_init` payload `{"Authorization": "Bearer <jwt>"}`."""
+    if not isinstance(payload, Mapping):
+        return None
+    for key, value in payload.items():
+        if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
+            return bearer_token(value)
+    return None
+
+
+class TokenVerifier:
+    """Turns a bearer token into a Principal or raises errors.Unauthenticated."""
+
+    def __init__(self, settings: Settings, *, jwks: JwksKeys | None = None) -> None:
+        self._settings = settings
+        if jwks is None and settings.auth_jwks_url:
+            jwks = JwksKeys(settings.auth_jwks_url)
+        self._jwks = jwks
+
+    @property
+    def ready(self) -> bool:
+        """False while employee keys are configured but not loaded yet."""
+        return self._jwks is None or self._jwks.loaded
+
+    async def start(self) -> None:
+        """Warm the JWKS cache (in a worker thread) so the first request does not wait for it."""
+        if self._jwks is not None:
+            await self._jwks.load()
+
+    async def close(self) -> None:
+        if self._jwks is not None:
+            await self._jwks.close()
+
+    async def verify(self, token: str) -> Principal:
+        """Check the token and return its principal; raise Unauthenticated saying which check failed."""
+        algorithm, key = await self._key_for(_header(token))
+        claims = self._decode(token, key, algorithm)
+        return principal_from_claims(claims, self._settings.auth_audience)
+
+    async def _key_for(self, header: Mapping[str, Any]) -> tuple[str, Any]:
+        algorithm = header.get("alg")
+        if algorithm == DEV_ALGORITHM and self._settings.is_dev:
+            return algorithm, self._settings.auth_dev_secret
+        if not isinstance(algorithm, str) or algorithm not in JWKS_ALGORITHMS:
+            raise Unauthenticated("invalid token: algorithm")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("invalid token: missing key id")
+        jwk = await self._jwks.key(kid) if self._jwks is not None else None
+        # The key's own algorithm must match: an RSA key never verifies an ES256 (or HS256) claim.
+        if jwk is None or jwk.algorithm_name != algorithm:
+            raise Unauthenticated("invalid token: unknown key")
+        return algorithm, jwk.key
+
+    def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        issuer, audience = self._settings.auth_issuer, self._settings.auth_audience
+        try:
+            return jwt.decode(
+                token, key, algorithms=[algorithm], issuer=issuer, audience=audience, leeway=LEEWAY_SECONDS,
+                # Unset AUTH_ISSUER/AUTH_AUDIENCE means "not checked" (dev); set means "must match".
+                options={"require": ["exp", "sub"], "verify_iss": issuer is not None,
+                         "verify_aud": audience is not None},
+            )
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthenticated(f"invalid token: missing claim {error.claim}") from error
+        except jwt.PyJWTError as error:
+            reason = next((text for kind, text in _CLAIM_ERRORS if isinstance(error, kind)), "malformed")
+            raise Unauthenticated(f"invalid token: {reason}") from error
+
+
+def _header(token: str) -> dict[str, Any]:
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("invalid token: malformed")
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError as error:
+        raise Unauthenticated("invalid token: malformed") from error
