@@ -40,10 +40,13 @@ class Loaders:
             lambda ids: _in_order(cases.customer_summaries(ids), ids))
         self.case_by_task: DataLoader[str, dict[str, Any] | None] = DataLoader(self._cases_by_task(cases))
 
-    @staticmethod
-    def _cases_by_task(cases: CaseStore) -> Any:
+    def _cases_by_task(self, cases: CaseStore) -> Any:
         async def load(task_ids: list[str]) -> list[dict[str, Any] | None]:
-            by_task = {task["id"]: doc for doc in await cases.with_tasks(task_ids) for task in doc.get("tasks", ())}
+            docs = await cases.with_tasks(task_ids)
+            for doc in docs:
+                # A task's `case` field then reads the case it came with, not the store again.
+                self.case.prime(doc["_id"], doc)
+            by_task = {task["id"]: doc for doc in docs for task in doc.get("tasks", ())}
             return [by_task.get(task_id) for task_id in task_ids]
 
         return load

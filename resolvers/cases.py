@@ -18,13 +18,15 @@ async def list_cases(
 ) -> Page[dict[str, Any]]:
     """A page of cases plus the total count of the filter (two store round trips, whatever the size)."""
     size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
-    keyset = decode_cursor(after) if after else None
+    # A cursor holds a position in one order: reusing it under another order would skip or repeat cases.
+    scope = f"{order.field}:{'DESC' if order.descending else 'ASC'}"
+    keyset = decode_cursor(after, scope) if after else None
     page = await context.services.cases.find(criteria, order, size, keyset)
     total = await context.services.cases.count(criteria)
     for doc in page.cases:
         # Later field resolvers (Customer, Task entities) find these cases without another read.
         context.loaders.case.prime(doc["_id"], doc)
-    cursors = [encode_cursor(order_value(doc, order), doc["_id"]) for doc in page.cases]
+    cursors = [encode_cursor(order_value(doc, order), doc["_id"], scope) for doc in page.cases]
     return Page(items=page.cases, cursors=cursors, has_next=page.has_next, total=total)
 
 

@@ -11,6 +11,7 @@ import orjson
 from errors import BadInput
 
 T = TypeVar("T")
+_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True)
@@ -23,21 +24,30 @@ class Page(Generic[T]):
     total: int | None = None
 
 
-def encode_cursor(value: Any, item_id: str) -> str:
+def encode_cursor(value: Any, item_id: str, scope: str = "") -> str:
+    """An opaque cursor; `scope` (e.g. the order) binds it to the list that issued it."""
     if isinstance(value, datetime):
         payload = ["t", value.isoformat(), item_id]
     else:
         payload = ["v", value, item_id]
+    if scope:
+        payload.append(scope)
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[Any, str]:
+def decode_cursor(cursor: str, scope: str = "") -> tuple[Any, str]:
     """(order value, id) recorded in `cursor`; a cursor we did not issue is a BAD_USER_INPUT."""
     try:
-        kind, value, item_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        payload = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(payload, list) or payload[3:] != ([scope] if scope else []):
+            raise ValueError("shape or scope")
+        kind, value, item_id = payload[:3]
         if kind == "t":
             value = datetime.fromisoformat(value)
-        elif kind != "v":
+            if value.tzinfo is None:
+                raise ValueError("naive timestamp")
+        elif kind != "v" or not isinstance(value, _SCALARS):
+            # Only scalars: the value goes into a store query, where an object would be an operator.
             raise ValueError(kind)
         if not isinstance(item_id, str):
             raise ValueError(item_id)

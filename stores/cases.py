@@ -155,7 +155,9 @@ class CaseStore:
             {"$match": {"customerId": customer_id}},
             {"$project": {"history": 1}},
             {"$unwind": "$history"},
-            {"$replaceRoot": {"newRoot": {"$mergeObjects": ["$history", {"caseId": "$_id"}]}}},
+            # $addFields + $replaceRoot rather than $mergeObjects, which the in-memory store lacks.
+            {"$addFields": {"history.caseId": "$_id"}},
+            {"$replaceRoot": {"newRoot": "$history"}},
         ]
         if after is not None:
             pipeline.append({"$match": {"$or": [

@@ -46,3 +46,44 @@ def event(event_type: str, case_id: str, data: dict[str, Any], **kwargs: Any) ->
 def created(case_id: str = "CASE-1", **kwargs: Any) -> CaseEvent:
     data_overrides = kwargs.pop("data", {})
     return event("case.created", case_id, case_created_data(**data_overrides), **kwargs)
+
+
+def status_changed(case_id: str, status: str, stage: str | None = None, **kwargs: Any) -> CaseEvent:
+    data: dict[str, Any] = {"status": status}
+    if stage is not None:
+        data["stage"] = stage
+    return event("case.status_changed", case_id, data, **kwargs)
+
+
+def updated(case_id: str, data: dict[str, Any], **kwargs: Any) -> CaseEvent:
+    return event("case.updated", case_id, data, **kwargs)
+
+
+def closed(case_id: str, outcome: str = "APPROVED", at: datetime | None = None, **kwargs: Any) -> CaseEvent:
+    moment = at or kwargs.get("time") or BASE_TIME
+    return event("case.closed", case_id, {"outcome": outcome, "at": moment.isoformat()}, **kwargs)
+
+
+def task_created(case_id: str, task_id: str, **overrides: Any) -> CaseEvent:
+    kwargs = {k: overrides.pop(k) for k in ("event_id", "sequence", "time", "source") if k in overrides}
+    task = {"id": task_id, "name": f"Task {task_id}", "candidateGroups": ["back-office"], "state": "CREATED"}
+    task.update(overrides)
+    return event("case.task_created", case_id, {"task": task}, **kwargs)
+
+
+def incident_raised(case_id: str, incident_id: str, at: datetime = BASE_TIME, **kwargs: Any) -> CaseEvent:
+    incident = {"id": incident_id, "kind": "SERVICE_TIMEOUT", "message": f"Incident {incident_id}",
+                "service": "bik-gateway", "retryable": True, "at": at.isoformat()}
+    return event("case.incident_raised", case_id, {"incident": incident}, **kwargs)
+
+
+def incident_resolved(case_id: str, incident_id: str, **kwargs: Any) -> CaseEvent:
+    return event("case.incident_resolved", case_id, {"incident": {"id": incident_id}}, **kwargs)
+
+
+def action_recorded(case_id: str, action_id: str, at: datetime, summary: str = "Customer called",
+                    kind: str = "CALL", channel: str = "CALL_CENTER", **kwargs: Any) -> CaseEvent:
+    action = {"id": action_id, "kind": kind, "summary": summary, "channel": channel, "at": at.isoformat(),
+              "actor": {"type": "USER", "id": "u-marek", "name": "Marek Lis"}}
+    return event("case.action_recorded", case_id, {"action": action}, **kwargs)
+
