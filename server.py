@@ -41,8 +41,9 @@ class CaseRepositoryView(GraphQLView):
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:  # type: ignore[override]
         return Context(services=request.app[SERVICES], request=request, response=response)
 
-    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: WebSocket clients expect text frames.
+        return orjson.dumps(data).decode()
 
 
 @web.middleware

@@ -188,9 +188,6 @@ async def test_closing_the_socket_ends_its_subscriptions(
     await bus_watch.until_active(0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server.py CaseRepositoryView.encode_json returns bytes, so Strawberry's aiohttp adapter sends binary "
-    "frames; graphql-transport-ws clients in browsers (graphql-ws, GraphiQL) JSON.parse text frames only"))
 async def test_messages_are_text_frames(client: TestClient) -> None:
     async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
         await ws.send_json({"type": "connection_init", "payload": {}})
