@@ -17,6 +17,8 @@ from consumers import event_types as ev
 
 Order = list[Any]
 ITEM_LISTS = ("participants", "documents", "tasks", "incidents", "consents", "offers")
+# Optional fields that an explicit null in a partial update clears (unclaiming a task sends assignee null).
+CLEARABLE = frozenset({"assignee", "dueAt", "participantId", "formKey", "branch"})
 
 
 def _plain(value: Any) -> Any:
@@ -30,8 +32,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _without_nulls(values: dict[str, Any]) -> dict[str, Any]:
+    """A partial update's values: null means "unchanged", except for fields that may be cleared."""
+    return {k: _without_nulls(v) if isinstance(v, dict) else v
+            for k, v in values.items() if v is not None or k in CLEARABLE}
+
+
 def _dump(model: ev.Data, *, partial: bool = False) -> dict[str, Any]:
-    return _plain(model.model_dump(exclude_unset=partial, exclude_none=partial))
+    values = _plain(model.model_dump(exclude_unset=partial))
+    return _without_nulls(values) if partial else values
 
 
 def _merge(target: dict[str, Any], values: dict[str, Any], order: Order) -> None:
@@ -49,6 +58,12 @@ def _merge_item(case: dict[str, Any], list_name: str, values: dict[str, Any], or
     if item is None:
         item = {"id": values["id"], "stamps": {}}
         items.append(item)
+    # A list keeps its items in the order of the earliest event naming each one (kept as the `id` stamp), not
+    # in arrival order, so that any delivery order lists them alike.
+    stamps = item.setdefault("stamps", {})
+    if stamps.get("id") is None or order < stamps["id"]:
+        stamps["id"] = order
+        items.sort(key=lambda i: i.get("stamps", {}).get("id") or [])
     _merge(item, {k: v for k, v in values.items() if k != "id"}, order)
     return item
 

@@ -13,6 +13,7 @@ from consumers.event_types import DATA_MODELS, Data
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 _REQUIRED = ("specversion", "id", "source", "type", "subject")
+MAX_SEQUENCE_DIGITS = 18
 
 
 class InvalidEvent(Exception):
@@ -63,8 +64,10 @@ def _parse_sequence(value: Any) -> int | None:
     if value is None:
         return None
     text = str(value)
-    if not text.isdigit():
-        raise InvalidEvent(f"sequence: must be a non-negative integer as a string ({value!r})")
+    # ASCII digits only (str.isdigit also accepts '²', which int() refuses), and few enough to fit MongoDB's int64.
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_SEQUENCE_DIGITS:
+        raise InvalidEvent(f"sequence: must be a non-negative integer as a string of at most "
+                           f"{MAX_SEQUENCE_DIGITS} digits ({value!r})")
     return int(text)
 
 

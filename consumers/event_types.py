@@ -1,12 +1,13 @@
 """The data of each inbound event type (CONTRACT §2), validated with pydantic."""
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+# AwareDatetime for every time: a naive one cannot be ordered against the others (history, stamps) and would
+# fail the whole batch instead of going to the DLQ.
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 NonEmpty = Field(min_length=1)
 
@@ -91,7 +92,7 @@ class Task(Data):
     candidateGroups: list[str] = []
     assignee: str | None = None
     participantId: str | None = None
-    dueAt: datetime | None = None
+    dueAt: AwareDatetime | None = None
     state: str = "CREATED"
 
 
@@ -102,7 +103,7 @@ class TaskChange(Data):
     candidateGroups: list[str] | None = None
     assignee: str | None = None
     participantId: str | None = None
-    dueAt: datetime | None = None
+    dueAt: AwareDatetime | None = None
     state: str | None = None
 
 
@@ -112,12 +113,12 @@ class Incident(Data):
     message: str = NonEmpty
     service: str | None = None
     retryable: bool = False
-    at: datetime
+    at: AwareDatetime
 
 
 class IncidentResolution(Data):
     id: str = NonEmpty
-    at: datetime | None = None
+    at: AwareDatetime | None = None
     message: str | None = None
 
 
@@ -137,7 +138,7 @@ class Offer(Data):
     currency: str | None = None
     rate: Decimal | None = None
     termMonths: int | None = Field(default=None, gt=0)
-    validUntil: datetime | None = None
+    validUntil: AwareDatetime | None = None
     status: str = NonEmpty
 
 
@@ -152,7 +153,7 @@ class Action(Data):
     kind: str = NonEmpty
     actor: Actor
     channel: str = NonEmpty
-    at: datetime
+    at: AwareDatetime
     summary: str = NonEmpty
     details: dict[str, Any] | None = None
 
@@ -229,7 +230,7 @@ class IncidentResolved(Data):
 
 class CaseClosed(Data):
     outcome: Outcome
-    at: datetime
+    at: AwareDatetime
 
 
 class ConsentRequested(Data):

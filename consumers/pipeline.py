@@ -7,6 +7,8 @@ same read that loads the case.
 """
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -25,6 +27,7 @@ EVENTS_INGESTED = Counter(
     "case_repository_events_total", "Inbound case events by outcome", ["outcome"],
 )
 MAX_ATTEMPTS = 10
+RETRY_BACKOFF_SECONDS = 0.002
 
 
 class IngestStatus(str, Enum):
@@ -72,18 +75,28 @@ class EventPipeline:
         """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged."""
         results: dict[str, IngestResult] = {}
         pending = list(events)
-        for _ in range(MAX_ATTEMPTS):
-            retry_cases = await self._ingest_once(pending, results)
-            if not retry_cases:
+        for attempt in range(MAX_ATTEMPTS):
+            pending = await self._ingest_once(pending, results)
+            if not pending:
                 break
-            pending = [e for e in pending if e.case_id in retry_cases]
+            # Another writer won the version race: wait a random moment, or a busy writer that always reads
+            # just before us wins every round and we run out of attempts.
+            await asyncio.sleep(random.uniform(0, RETRY_BACKOFF_SECONDS * 2 ** attempt))
         else:
             raise Conflict(f"cases {sorted({e.case_id for e in pending})} kept changing under the pipeline")
-        for result in results.values():
+        answered: list[IngestResult] = []
+        seen: set[str] = set()
+        for event in events:
+            # A second copy of an id in the same batch is a redelivery like any other.
+            result = results[event.id] if event.id not in seen else IngestResult(
+                event.id, event.case_id, IngestStatus.DUPLICATE)
+            seen.add(event.id)
+            answered.append(result)
             EVENTS_INGESTED.labels(result.status.value.lower()).inc()
-        return [results[e.id] for e in events]
+        return answered
 
-    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult]) -> set[str]:
+    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult]) -> list[CaseEvent]:
+        """One pass over the batch; returns the events to run again (lost races, late parked events)."""
         by_case: dict[str, list[CaseEvent]] = {}
         for event in events:
             by_case.setdefault(event.case_id, []).append(event)
@@ -117,7 +130,18 @@ class EventPipeline:
         )
         retry = conflicted | created_meanwhile
         results.update({k: v for k, v in batch.results.items() if v.case_id not in retry})
-        return retry
+        return [e for e in events if e.case_id in retry] + await self._parked_meanwhile(batch.writes, conflicted)
+
+    async def _parked_meanwhile(self, writes: Sequence[CaseWrite], conflicted: set[str]) -> list[CaseEvent]:
+        """Events parked by another pipeline after this one read the parked events of a case it then created.
+
+        That pipeline looked for the case before it was written, so nobody else will apply them. The mirror
+        check (parker looks for the case after parking) covers the other interleaving.
+        """
+        created = [w.case["_id"] for w in writes if w.expected_version is None and w.case["_id"] not in conflicted]
+        if not created:
+            return []
+        return [parse_envelope(record["envelope"]) for record in await self._events.parked_for(created)]
 
     @staticmethod
     def _reduce_case(doc: dict[str, Any] | None, case_id: str, case_events: list[CaseEvent],
@@ -128,13 +152,19 @@ class EventPipeline:
         state = doc
         changed = duplicated = False
         parked_ids = {e.id for e in parked}
+        for event in case_events:
+            if event.id in parked_ids:
+                # Delivered again while parked: the parked copy is the one applied below.
+                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.DUPLICATE)
+        fresh = [e for e in case_events if e.id not in parked_ids]
         # case.created first, so the other events of the same batch need not be parked.
-        ordered = sorted(case_events, key=lambda e: e.type != "case.created") + parked
+        ordered = sorted(fresh, key=lambda e: e.type != "case.created") + parked
         for event in ordered:
             if event.id in seen:
                 if event.id not in parked_ids:
                     duplicated = True
-                    batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.DUPLICATE)
+                    # setdefault: the first copy of an id in this batch keeps its APPLIED.
+                    batch.results.setdefault(event.id, IngestResult(event.id, case_id, IngestStatus.DUPLICATE))
                 continue
             if state is None and event.type != "case.created":
                 batch.to_park.append(event)

@@ -12,6 +12,7 @@ from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_fi
 from stores.database import Database
 
 COLLECTION = "cases"
+DUPLICATE_KEY = 11000
 
 INDEXES = [
     IndexModel([("customerId", ASCENDING), ("updatedAt", DESCENDING)], name="customer_updated"),
@@ -81,19 +82,24 @@ class CaseStore:
             failed_inserts: set[str] = set()
             matched = result.matched_count
         except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise  # not a lost race (e.g. a document too large): retrying cannot help
             failed_inserts = {writes[e["index"]].case["_id"] for e in error.details["writeErrors"]}
             matched = error.details["nMatched"]
         expected_replaced = sum(1 for w in writes if w.expected_version is not None)
         if not failed_inserts and matched == expected_replaced:
             return set()
-        # The bulk result does not say which guard failed: read back the versions we wrote.
+        # The bulk result does not say which guard failed, and the version alone cannot tell: a concurrent
+        # writer starting from the same version writes the same number. Event ids are only ever appended,
+        # so our write landed if the stored ids still start with the ones we wrote.
         current = await self._cases.find(
-            {"_id": {"$in": [w.case["_id"] for w in writes]}}, {"version": 1}
+            {"_id": {"$in": [w.case["_id"] for w in writes]}}, {"eventIds": 1}
         ).to_list(None)
-        versions = {doc["_id"]: doc["version"] for doc in current}
+        stored = {doc["_id"]: doc.get("eventIds", []) for doc in current}
         return {
             w.case["_id"] for w in writes
-            if w.case["_id"] in failed_inserts or versions.get(w.case["_id"]) != w.case["version"]
+            if w.case["_id"] in failed_inserts
+            or stored.get(w.case["_id"], [])[:len(w.case["eventIds"])] != w.case["eventIds"]
         }
 
     async def find(

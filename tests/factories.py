@@ -87,3 +87,97 @@ def action_recorded(case_id: str, action_id: str, at: datetime, summary: str = "
               "actor": {"type": "USER", "id": "u-marek", "name": "Marek Lis"}}
     return event("case.action_recorded", case_id, {"action": action}, **kwargs)
 
+
+# --- One case's story, for the ingest tests (idempotency, ordering, parking, concurrency, publication). ---
+
+def task_data(task_id: str = "T-1", **overrides: Any) -> dict[str, Any]:
+    task: dict[str, Any] = {"id": task_id, "name": "Verify income documents", "formKey": "verify-income",
+                            "candidateGroups": ["back-office"], "state": "CREATED"}
+    task.update(overrides)
+    return {"task": task}
+
+
+def incident_data(incident_id: str = "I-1", **overrides: Any) -> dict[str, Any]:
+    incident: dict[str, Any] = {"id": incident_id, "kind": "SERVICE_TIMEOUT", "message": "Credit bureau timeout",
+                                "service": "bik-gateway", "retryable": True, "at": BASE_TIME.isoformat()}
+    incident.update(overrides)
+    return {"incident": incident}
+
+
+def action_data(action_id: str = "A-1", **overrides: Any) -> dict[str, Any]:
+    action: dict[str, Any] = {"id": action_id, "kind": "CALL", "summary": "Customer called about the offer",
+                              "actor": {"type": "USER", "id": "u-ewa", "name": "Ewa Zielińska"},
+                              "channel": "CALL_CENTER", "at": BASE_TIME.isoformat()}
+    action.update(overrides)
+    return {"action": action}
+
+
+class CaseStory:
+    """One case's events as its producer emits them: ids `<case>-e<n>`, increasing `sequence` and `time`."""
+
+    def __init__(self, case_id: str = "CASE-1", *, sequenced: bool = True, start: datetime = BASE_TIME) -> None:
+        self.case_id = case_id
+        self.sequenced = sequenced
+        self.at = start
+        self.envelopes: list[dict[str, Any]] = []
+
+    def add(self, event_type: str, data: dict[str, Any], *, minutes: int = 10) -> CaseStory:
+        number = len(self.envelopes) + 1
+        self.at += timedelta(minutes=minutes)
+        self.envelopes.append(envelope(
+            event_type, self.case_id, data, event_id=f"{self.case_id}-e{number:03d}", time=self.at,
+            sequence=number if self.sequenced else None, source="tests/bpms",
+        ))
+        return self
+
+    @property
+    def events(self) -> list[CaseEvent]:
+        return [parse_envelope(e) for e in self.envelopes]
+
+
+def full_story(case_id: str = "CASE-1", *, sequenced: bool = True) -> CaseStory:
+    """A case touching every state field that ordering protects: tasks, incidents, items, status, closing."""
+    at = BASE_TIME + timedelta(hours=1)
+    return (
+        CaseStory(case_id, sequenced=sequenced)
+        .add("case.created", case_created_data())
+        .add("case.participant_added", {"participant": {
+            "id": "P-2", "role": "CO_BORROWER", "name": "Piotr Nowak", "phone": "+48602300400",
+            "pesel": "90072412344"}})
+        .add("case.document_linked", {"document": {
+            "id": "D-1", "name": "Income statement", "kind": "INCOME_STATEMENT", "status": "MISSING",
+            "participantId": "P-2", "required": True}})
+        .add("case.task_created", task_data("T-1"))
+        .add("case.task_created", task_data("T-2", name="Order valuation", candidateGroups=["valuation"]))
+        .add("case.incident_raised", incident_data("I-1", at=at.isoformat()))
+        .add("case.task_updated", {"task": {"id": "T-1", "assignee": "u-olga", "state": "ASSIGNED"}})
+        .add("case.status_changed", {"status": "IN_PROGRESS", "stage": "ANALYSIS"})
+        .add("case.action_recorded", action_data("A-1", at=(at + timedelta(minutes=5)).isoformat()))
+        .add("case.incident_resolved", {"incident": {"id": "I-1"}})
+        .add("case.document_linked", {"document": {
+            "id": "D-1", "name": "Income statement", "kind": "INCOME_STATEMENT", "status": "RECEIVED",
+            "participantId": "P-2", "required": True}})
+        .add("case.task_completed", {"task": {"id": "T-1"}})
+        .add("case.offer_presented", {"offer": {
+            "id": "O-1", "productCode": "MORT", "name": "Fixed 5y", "amount": "350000.00", "currency": "PLN",
+            "rate": "6.85", "termMonths": 300, "status": "PRESENTED"}})
+        .add("case.updated", {"title": "Mortgage for a flat in Kraków", "customer": {"segment": "AFFLUENT"}})
+        .add("case.consent_requested", {"consent": {
+            "id": "C-1", "participantId": "P-2", "kind": "CREDIT_BUREAU", "text": "I consent to BIK checks.",
+            "required": True}})
+        .add("case.status_changed", {"status": "DECISION", "stage": "DECISION"})
+        .add("case.offer_updated", {"offer": {
+            "id": "O-1", "productCode": "MORT", "name": "Fixed 5y", "amount": "340000.00", "currency": "PLN",
+            "rate": "6.55", "termMonths": 300, "status": "ACCEPTED"}})
+        .add("case.closed", {"outcome": "APPROVED", "at": (BASE_TIME + timedelta(hours=4)).isoformat()})
+    )
+
+
+PUBLISH_CASE_EVENT = """
+mutation ($event: CaseEventInput!) { publishCaseEvent(event: $event) { eventId status } }
+"""
+
+
+def publish_input(raw: dict[str, Any]) -> dict[str, Any]:
+    """A structured CloudEvent as the `CaseEventInput` of `publishCaseEvent`."""
+    return {name: raw[name] for name in ("id", "source", "type", "subject", "time", "sequence", "data") if name in raw}
