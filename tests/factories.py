@@ -181,3 +181,8 @@ mutation ($event: CaseEventInput!) { publishCaseEvent(event: $event) { eventId s
 def publish_input(raw: dict[str, Any]) -> dict[str, Any]:
     """A structured CloudEvent as the `CaseEventInput` of `publishCaseEvent`."""
     return {name: raw[name] for name in ("id", "source", "type", "subject", "time", "sequence", "data") if name in raw}
+
+
+async def stored_case(cases: Any, case_id: str) -> dict[str, Any]:
+    """The case document as the pipeline stores it (an unscoped read, event ids included)."""
+    return (await cases.get_for_update([case_id]))[case_id]

@@ -58,7 +58,8 @@ def _story(count: int) -> CaseStory:
         if number % 2:
             story.add("case.task_created", task_data(f"T-{number}"))
         else:
-            story.add("case.action_recorded", action_data(f"A-{number}", at=(story.at + timedelta(minutes=10)).isoformat()))
+            at = story.at + timedelta(minutes=10)  # the time add() gives this event
+            story.add("case.action_recorded", action_data(f"A-{number}", at=at.isoformat()))
     return story
 
 

@@ -5,7 +5,9 @@ from typing import Any
 
 from consumers.pipeline import IngestStatus
 from stores.database import Database
-from tests.factories import PUBLISH_CASE_EVENT, CaseStory, case_created_data, full_story, publish_input, task_data
+from tests.factories import (
+    PUBLISH_CASE_EVENT, CaseStory, case_created_data, full_story, publish_input, stored_case, task_data,
+)
 
 STATUS = IngestStatus
 
@@ -47,7 +49,7 @@ async def test_the_same_event_twice_in_one_batch_is_applied_once(services) -> No
 
     # Then the first copy is applied and the second is a duplicate
     assert [r.status for r in results] == [STATUS.APPLIED, STATUS.DUPLICATE]
-    case = await services.cases.get("CASE-1")
+    case = await stored_case(services.cases, "CASE-1")
     assert (case["version"], len(case["history"]), len(case["tasks"])) == (2, 2, 1)
 
 
@@ -108,4 +110,4 @@ async def test_the_case_created_event_itself_is_a_duplicate_not_a_conflict(servi
     # Then both are duplicates, not conflicts
     assert again == {"data": {"publishCaseEvent": {"eventId": "CASE-1-e001", "status": "DUPLICATE"}}}
     assert result.status is STATUS.DUPLICATE
-    assert (await services.cases.get("CASE-1"))["version"] == 1
+    assert (await stored_case(services.cases, "CASE-1"))["version"] == 1

@@ -12,7 +12,9 @@ from consumers.apply import public_state
 from consumers.cloudevents import CaseEvent, parse_envelope
 from consumers.pipeline import IngestStatus
 from stores.database import Database
-from tests.factories import BASE_TIME, CaseStory, case_created_data, envelope, full_story, incident_data, task_data
+from tests.factories import (
+    BASE_TIME, CaseStory, case_created_data, envelope, full_story, incident_data, stored_case, task_data,
+)
 
 CASE_VIEW = """
 query ($id: ID!) { case(id: $id) {
@@ -113,7 +115,7 @@ async def _ingest_in(services: Any, story: CaseStory, order: Sequence[int]) -> d
     events = story.events
     for index in order:
         await services.pipeline.ingest([events[index]])
-    return await services.cases.get(story.case_id)
+    return await stored_case(services.cases, story.case_id)
 
 
 async def test_a_task_completed_before_it_was_created_stays_completed(services) -> None:
@@ -181,10 +183,10 @@ async def test_sequence_decides_over_time_when_the_producer_sets_it(services) ->
     older_but_later_clock = _sequenced("case.status_changed", {"status": "ANALYSIS"}, 2, minutes=40)
 
     # When both are applied
-    await services.pipeline.ingest([parse_envelope(created), parse_envelope(newer), parse_envelope(older_but_later_clock)])
+    await services.pipeline.ingest([parse_envelope(e) for e in (created, newer, older_but_later_clock)])
 
     # Then the higher sequence wins
-    case = await services.cases.get("CASE-1")
+    case = await stored_case(services.cases, "CASE-1")
     assert (case["status"], case["version"]) == ("DECISION", 3)
 
 

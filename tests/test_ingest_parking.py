@@ -11,7 +11,7 @@ from stores.cases import CaseStore
 from stores.database import Database
 from stores.events import EventStore
 from tests.factories import (
-    PUBLISH_CASE_EVENT, CaseStory, case_created_data, incident_data, publish_input, task_data,
+    PUBLISH_CASE_EVENT, CaseStory, case_created_data, incident_data, publish_input, stored_case, task_data,
 )
 
 STATUS = IngestStatus
@@ -47,7 +47,8 @@ async def test_an_event_before_its_case_is_parked_and_applied_on_creation(servic
     # Then the case holds every parked event, in order, and nothing stays parked
     assert result.status is STATUS.APPLIED
     assert await gql(CASE_QUERY) == {"data": {"case": {
-        "version": 4, "status": "NEW", "tasks": [{"id": "T-1", "name": "Verify income documents", "state": "COMPLETED"}],
+        "version": 4, "status": "NEW",
+        "tasks": [{"id": "T-1", "name": "Verify income documents", "state": "COMPLETED"}],
         "incidents": [{"id": "I-1", "state": "OPEN"}],
         "history": {"edges": [{"node": {"kind": k}} for k in
                               ("TASK_COMPLETED", "INCIDENT_RAISED", "TASK_CREATED", "CASE_CREATED")]}}}}
@@ -65,7 +66,7 @@ async def test_a_batch_with_case_created_last_parks_nothing(services) -> None:
     # Then every event is applied at once
     assert [r.status for r in results] == [STATUS.APPLIED] * 4
     assert await services.events.count_parked() == 0
-    assert (await services.cases.get("CASE-1"))["version"] == 4
+    assert (await stored_case(services.cases, "CASE-1"))["version"] == 4
 
 
 async def test_over_http_the_event_is_parked_and_the_case_shows_it_later(gql, services) -> None:
@@ -98,7 +99,7 @@ async def test_a_parked_event_delivered_again_is_a_duplicate_and_applied_once(se
     # Then both redeliveries are duplicates and the task was applied once
     assert while_parked.status is STATUS.DUPLICATE
     assert [r.status for r in with_creation] == [STATUS.APPLIED, STATUS.DUPLICATE]
-    case = await services.cases.get("CASE-1")
+    case = await stored_case(services.cases, "CASE-1")
     assert (case["version"], [e["kind"] for e in case["history"]]) == (2, ["CASE_CREATED", "TASK_CREATED"])
     assert await services.events.count_parked() == 0
 
@@ -153,6 +154,6 @@ async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_
 
     # Then the task, parked after the creator looked, still ends up in the case, and nothing stays parked
     assert (created_result.status, task_result.status) == (STATUS.APPLIED, STATUS.PARKED)
-    case = await CaseStore(database).get("CASE-1")
+    case = await stored_case(CaseStore(database), "CASE-1")
     assert (case["version"], [t["id"] for t in case["tasks"]]) == (2, ["T-1"])
     assert await EventStore(database).count_parked() == 0

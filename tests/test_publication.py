@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 
 from consumers.publication import PublishedState
-from tests.factories import PUBLISH_CASE_EVENT, CaseStory, case_created_data, full_story, publish_input, task_data
+from tests.factories import (
+    PUBLISH_CASE_EVENT, CaseStory, case_created_data, full_story, publish_input, stored_case, task_data,
+)
 
 PESELS = ("85031207819", "90072412344", "02270803628")
 PHONES = ("+48601200300", "+48602300400")
@@ -41,7 +43,7 @@ async def test_an_applied_batch_publishes_the_cases_new_state(services) -> None:
         # Then each subscriber receives its case once, in the state the store now holds
         [published] = _drain(case_1)
         [published_2] = _drain(case_2)
-    stored = await services.cases.get("CASE-1")
+    stored = await stored_case(services.cases, "CASE-1")
     assert published.case_id == "CASE-1" and published.previous_status is None
     assert {k: published.state[k] for k in ("id", "version", "status", "title", "updatedAt")} == {
         "id": "CASE-1", "version": 2, "status": "NEW", "title": "Mortgage for a flat",
