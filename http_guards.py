@@ -1,0 +1,123 @@
+"""HTTP hardening in front of the GraphQL view: CSRF, body size, batching, security headers.
+
+`http_guards(settings)` returns aiohttp middlewares; put them after `measure` so refusals are counted:
+`web.Application(middlewares=[measure, *http_guards(settings)], client_max_size=1024 * 1024)`.
+Every refusal happens before Strawberry reads the request, with a GraphQL-shaped JSON body
+`{"errors": [{"message": ..., "extensions": {"code": "BAD_USER_INPUT"}}]}`.
+
+- CSRF: a browser can send a cross-site POST without a CORS preflight only as text/plain,
+  application/x-www-form-urlencoded or multipart/form-data. So POST /graphql must be application/json
+  (always preflighted cross-site), or multipart/form-data (file uploads) carrying a non-empty
+  `Apollo-Require-Preflight` or `X-Apollo-Operation-Name` header, which forces a preflight; else 415.
+  Mutations over GET: Strawberry refuses them itself (400 "mutations are not allowed when using GET"),
+  since GET allows only queries; tests/test_http_guards.py keeps that proven.
+- Body size: JSON bodies up to `max_json_bytes` (1 MiB), uploads up to `max_upload_bytes` (10 MiB, and
+  they must declare Content-Length, as aiohttp's client_max_size does not bound multipart reads); 413.
+- Batching: a JSON array body is refused (400). Strawberry's batching is off and neither Apollo Router
+  nor Hive Gateway needs it; a batch would multiply every per-operation limit (depth, cost) by its length.
+- Headers: `X-Content-Type-Options: nosniff` on every response, `Cache-Control: no-store` on /graphql
+  (results carry personal data that must not sit in shared or browser caches).
+
+WebSocket Origin is Strawberry's job: GraphQLView(allowed_origins=settings.ws_allowed_origins). It accepts
+a handshake without Origin (gateways and other non-browser clients send none and carry no cookies) and a
+same-origin one (Host or Sec-Fetch-Site), and refuses any other origin not listed with HTTP 403.
+`graphql_view_options(settings)` gives those view arguments.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from settings import Settings
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+GRAPHQL_PATH = "/graphql"
+MAX_JSON_BYTES = 1024 * 1024
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+PREFLIGHT_HEADERS = ("Apollo-Require-Preflight", "X-Apollo-Operation-Name")
+
+
+def http_guards(settings: Settings, *, graphql_path: str = GRAPHQL_PATH, max_json_bytes: int = MAX_JSON_BYTES,
+                max_upload_bytes: int = MAX_UPLOAD_BYTES) -> list[Middleware]:
+    """The middlewares, outermost first: headers also land on the guards' own refusals."""
+    # Settings holds no knobs for these yet; taking it keeps server.py's wiring stable when it does.
+    del settings
+
+    @web.middleware
+    async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            _add_security_headers(error, request.path == graphql_path)
+            raise
+        if not response.prepared:  # streamed and WebSocket responses already sent their headers
+            _add_security_headers(response, request.path == graphql_path)
+        return response
+
+    @web.middleware
+    async def graphql_post_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or request.path != graphql_path:
+            return await handler(request)
+        if request.content_type == "application/json":
+            refusal = await _json_body_refusal(request, max_json_bytes)
+        elif request.content_type == "multipart/form-data" and _preflighted(request):
+            refusal = _upload_refusal(request, max_upload_bytes)
+        else:
+            refusal = _refusal(415, "POST /graphql needs Content-Type application/json (or multipart/form-data "
+                                    "with an Apollo-Require-Preflight header)")
+        return refusal or await handler(request)
+
+    return [security_headers, graphql_post_guard]
+
+
+def graphql_view_options(settings: Settings) -> dict[str, Any]:
+    """GraphQLView arguments that follow the settings: WebSocket origins, and the IDE only with introspection."""
+    return {"allowed_origins": settings.ws_allowed_origins,
+            "graphql_ide": "graphiql" if settings.introspection_enabled else None}
+
+
+async def _json_body_refusal(request: web.Request, limit: int) -> web.Response | None:
+    if request.content_length is not None and request.content_length > limit:
+        return _too_large(limit)
+    try:
+        # read() caches the body on the request, so Strawberry does not read the socket again.
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # a chunked body over the app's client_max_size
+        return _too_large(limit)
+    if len(body) > limit:
+        return _too_large(limit)
+    if body.lstrip()[:1] == b"[":
+        return _refusal(400, "batched operations are not accepted: send one operation per request")
+    return None
+
+
+def _upload_refusal(request: web.Request, limit: int) -> web.Response | None:
+    if request.content_length is None:
+        return _refusal(411, "an upload to /graphql must declare its Content-Length")
+    if request.content_length > limit:
+        return _too_large(limit)
+    return None
+
+
+def _preflighted(request: web.Request) -> bool:
+    return any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS)
+
+
+def _too_large(limit: int) -> web.Response:
+    return _refusal(413, f"request body exceeds the limit of {limit} bytes")
+
+
+def _refusal(status: int, message: str) -> web.Response:
+    body = {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _add_security_headers(response: web.StreamResponse | web.HTTPException, graphql: bool) -> None:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if graphql:
+        response.headers["Cache-Control"] = "no-store"
