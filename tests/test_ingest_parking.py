@@ -7,7 +7,6 @@ from typing import Any
 
 from consumers.pipeline import EventPipeline, IngestResult, IngestStatus
 from consumers.publication import StateChange
-from stores.cases import CaseStore
 from stores.database import Database
 from stores.events import EventStore
 from tests.factories import (
@@ -122,26 +121,31 @@ class _NoUpdates:
         return None
 
 
-class SlowToCreateEventStore(EventStore):
-    """Holds the creating pipeline after it read the parked events, until the other side has parked its own."""
+class SlowToCreateEvents:
+    """The app's event journal, holding the creating pipeline after it read the parked events until the other
+    side has parked its own."""
 
-    def __init__(self, db: Database, other_side_done: asyncio.Event) -> None:
-        super().__init__(db)
+    def __init__(self, events: EventStore, other_side_done: asyncio.Event) -> None:
+        self._events = events
         self._other_side_done = other_side_done
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._events, name)
+
     async def parked_for(self, case_ids: Iterable[str]) -> list[dict[str, Any]]:
-        records = await super().parked_for(case_ids)
+        records = await self._events.parked_for(case_ids)
         await self._other_side_done.wait()
         return records
 
 
-async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_left_behind(database) -> None:
+async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_left_behind(services) -> None:
     # Given two pipelines (say two HTTP requests sent in parallel): one creating the case, which has already
     # looked for parked events, and one that parks a task event of that case before the case is written
     created, task, _incident, _completed = _story().events
     parked = asyncio.Event()
-    creator = EventPipeline(CaseStore(database), SlowToCreateEventStore(database, parked), _NoUpdates())
-    other = EventPipeline(CaseStore(database), EventStore(database), _NoUpdates())
+    creator = EventPipeline(services.cases, SlowToCreateEvents(services.events, parked),  # type: ignore[arg-type]
+                            _NoUpdates())
+    other = EventPipeline(services.cases, services.events, _NoUpdates())
 
     async def park_the_task() -> list[IngestResult]:
         try:
@@ -154,6 +158,6 @@ async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_
 
     # Then the task, parked after the creator looked, still ends up in the case, and nothing stays parked
     assert (created_result.status, task_result.status) == (STATUS.APPLIED, STATUS.PARKED)
-    case = await stored_case(CaseStore(database), "CASE-1")
+    case = await stored_case(services.cases, "CASE-1")
     assert (case["version"], [t["id"] for t in case["tasks"]]) == (2, ["T-1"])
-    assert await EventStore(database).count_parked() == 0
+    assert await services.events.count_parked() == 0
