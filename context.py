@@ -2,17 +2,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from aiohttp import web
 from strawberry.dataloader import DataLoader
 
+from access.scope import case_scope
+from auth.principal import Principal
+from auth.tokens import TokenVerifier
 from consumers.dead_letters import DeadLetters
 from consumers.pipeline import EventPipeline
 from consumers.updates import UpdatesBus
 from settings import Settings
+from stores.audit import AuditStore
+from stores.case_scope import CaseScope
 from stores.cases import CaseStore
 from stores.events import EventStore
+from stores.protection import FieldCipher
 
 
 @dataclass(frozen=True)
@@ -25,24 +32,27 @@ class Services:
     pipeline: EventPipeline
     bus: UpdatesBus
     dead_letters: DeadLetters
+    audit: AuditStore
+    cipher: FieldCipher
+    verifier: TokenVerifier
 
 
 class Loaders:
     """Per-request DataLoaders: every path to a case, customer or task is batched into one store call."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, scope: CaseScope) -> None:
         cases = services.cases
         self.case: DataLoader[str, dict[str, Any] | None] = DataLoader(
-            lambda ids: _in_order(cases.get_many(ids), ids))
+            lambda ids: _in_order(cases.get_many(ids, scope=scope), ids))
         self.customer: DataLoader[str, dict[str, Any] | None] = DataLoader(
-            lambda ids: _in_order(cases.latest_customer_snapshots(ids), ids))
+            lambda ids: _in_order(cases.latest_customer_snapshots(ids, scope=scope), ids))
         self.customer_summary: DataLoader[str, dict[str, Any]] = DataLoader(
-            lambda ids: _in_order(cases.customer_summaries(ids), ids))
-        self.case_by_task: DataLoader[str, dict[str, Any] | None] = DataLoader(self._cases_by_task(cases))
+            lambda ids: _in_order(cases.customer_summaries(ids, scope=scope), ids))
+        self.case_by_task: DataLoader[str, dict[str, Any] | None] = DataLoader(self._cases_by_task(cases, scope))
 
-    def _cases_by_task(self, cases: CaseStore) -> Any:
+    def _cases_by_task(self, cases: CaseStore, scope: CaseScope) -> Any:
         async def load(task_ids: list[str]) -> list[dict[str, Any] | None]:
-            docs = await cases.with_tasks(task_ids)
+            docs = await cases.with_tasks(task_ids, scope=scope)
             for doc in docs:
                 # A task's `case` field then reads the case it came with, not the store again.
                 self.case.prime(doc["_id"], doc)
@@ -58,14 +68,60 @@ async def _in_order(found: Any, ids: list[str]) -> list[Any]:
 
 
 @dataclass
+class RequestAudit:
+    """What one request read or wrote, collected while it runs and written as one audit record at its end."""
+
+    case_ids: set[str] = field(default_factory=set)
+    customer_ids: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+    event_ids: list[str] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def cases_returned(self, docs: Any) -> None:
+        for doc in docs:
+            self.case_ids.add(doc.get("_id") or doc.get("id"))
+            if doc.get("customerId"):
+                self.customer_ids.add(doc["customerId"])
+
+    def customer_returned(self, customer_id: str) -> None:
+        self.customer_ids.add(customer_id)
+
+    def revealed(self, key: str, level: str) -> None:
+        self.fields.add(f"{key}:{level}")
+
+    def applied(self, event_id: str, changes: list[dict[str, Any]]) -> None:
+        self.event_ids.append(event_id)
+        self.changes.extend(changes)
+
+
+@dataclass
 class Context:
+    """One request (or one WebSocket connection): who is calling, through which channel, and what it saw."""
+
     services: Services
     request: web.Request | None = None
     response: web.StreamResponse | None = None
-    loaders: Loaders = field(init=False)
+    principal: Principal | None = None
+    channel: str | None = None
+    audit_reason: str | None = None
+    audit: RequestAudit = field(default_factory=RequestAudit)
+    # Set by Strawberry from the graphql-transport-ws connection_init payload.
+    connection_params: dict[str, Any] | None = None
 
-    def __post_init__(self) -> None:
-        self.loaders = Loaders(self.services)
+    def sign_in(self, principal: Principal) -> None:
+        """A WebSocket connection signs in after its context exists: forget what was derived without it."""
+        self.principal = principal
+        self.channel = self.channel or principal.channel
+        self.__dict__.pop("scope", None)
+        self.__dict__.pop("loaders", None)
+
+    @cached_property
+    def scope(self) -> CaseScope:
+        return case_scope(self.principal)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.services, self.scope)
 
     @property
     def settings(self) -> Settings:

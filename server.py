@@ -11,6 +11,15 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
+
+from auth.dev_tokens import mint_dev_token
+from auth.middleware import AUDIT_REASON, CHANNEL, PRINCIPAL, authentication, failed_authentication_entry
+from auth.startup_checks import check_startup
+from auth.tokens import TokenVerifier, bearer_token_from_payload
+from errors import Unauthenticated
+from http_guards import graphql_view_options, http_guards
 
 from consumers.dead_letters import StoreDeadLetters
 from consumers.kafka import KafkaClients
@@ -25,6 +34,8 @@ from stores.cases import CaseStore
 from stores.database import Database, connect
 from stores.dead_letters import DeadLetterStore
 from stores.events import EventStore
+from stores.audit import AuditStore
+from stores.protection import FieldCipher, KeyRing
 
 log = logging.getLogger("case_repository")
 
@@ -39,7 +50,27 @@ LATENCY = Histogram("case_repository_http_request_seconds", "HTTP request latenc
 
 class CaseRepositoryView(GraphQLView):
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:  # type: ignore[override]
-        return Context(services=request.app[SERVICES], request=request, response=response)
+        return Context(
+            services=request.app[SERVICES], request=request, response=response,
+            principal=request.get(PRINCIPAL), channel=request.get(CHANNEL), audit_reason=request.get(AUDIT_REASON),
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:  # type: ignore[override]
+        """graphql-transport-ws: the token arrives in connection_init (or on the handshake); none = 4403."""
+        token = bearer_token_from_payload(context.connection_params)
+        principal = context.principal
+        if token is not None:
+            try:
+                principal = await context.services.verifier.verify(token)
+            except Unauthenticated as error:
+                assert context.request is not None
+                await context.services.audit.append(
+                    failed_authentication_entry(context.request, error.message, "websocket"))
+                raise ConnectionRejectionError() from error
+        if principal is None:
+            raise ConnectionRejectionError()
+        context.sign_in(principal)
+        return UNSET
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames.
@@ -70,7 +101,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = {"store": await request.app[DATABASE].ping()}
+    checks = {"store": await request.app[DATABASE].ping(), "identity": request.app[SERVICES].verifier.ready}
     kafka = request.app[KAFKA]
     if kafka is not None:
         checks["kafka"] = await kafka.ready()
@@ -85,22 +116,36 @@ async def metrics(request: web.Request) -> web.Response:
 
 def build_services(settings: Settings, database: Database, kafka: KafkaClients | None) -> Services:
     """Kafka carries updates and dead letters when configured; else the in-process bus and the store do."""
-    cases, events = CaseStore(database), EventStore(database)
+    cipher = FieldCipher(KeyRing.from_setting(settings.data_encryption_key))
+    cases, events, audit = CaseStore(database, cipher), EventStore(database, cipher), AuditStore(database)
     bus = UpdatesBus()
     publisher = kafka.updates_publisher() if kafka else LocalUpdatesPublisher(bus)
     return Services(
-        settings=settings, cases=cases, events=events, bus=bus,
-        pipeline=EventPipeline(cases, events, publisher),
+        settings=settings, cases=cases, events=events, bus=bus, audit=audit, cipher=cipher,
+        pipeline=EventPipeline(cases, events, publisher, audit),
         dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database)),
+        verifier=TokenVerifier(settings),
     )
+
+
+def print_dev_tokens(settings: Settings) -> None:
+    """`make run` in dev: ready-to-paste tokens for GraphiQL's Headers tab."""
+    print("Dev tokens (paste into GraphiQL > Headers; all personas: .venv/bin/python -m auth.dev_tokens):")
+    for persona in ("advisor", "call-center", "back-office", "auditor", "system-publisher"):
+        print(f"  {persona:17} {{\"Authorization\": \"Bearer {mint_dev_token(settings, persona)}\"}}")
 
 
 def create_app(settings: Settings, database: Database | None = None) -> web.Application:
     """The aiohttp app; tests pass their own settings and, if they like, their own database."""
-    app = web.Application(middlewares=[measure], client_max_size=1024 * 1024)
+    if not settings.is_dev:
+        check_startup(settings)
     database = database or connect(settings.mongodb_uri, settings.mongodb_database)
     kafka = KafkaClients(settings) if settings.kafka_enabled else None
     services = build_services(settings, database, kafka)
+    app = web.Application(
+        middlewares=[measure, *http_guards(settings), authentication(services.verifier, services.audit)],
+        client_max_size=1024 * 1024,
+    )
     app[DATABASE] = database
     app[SERVICES] = services
     app[KAFKA] = kafka
@@ -108,6 +153,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await services.cases.ensure_indexes()
         await services.events.ensure_indexes()
+        await services.audit.ensure_indexes()
+        await services.verifier.start()
         if kafka is not None:
             await kafka.start(services.pipeline, services.dead_letters, services.bus)
         if settings.demo_data:
@@ -119,11 +166,12 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         yield
         if kafka is not None:
             await kafka.stop()
+        await services.verifier.close()
         database.close()
         log.info("case repository stopped")
 
-    view = CaseRepositoryView(schema=build_schema(expose_internal_errors=settings.app_env == "dev"),
-                              graphql_ide="graphiql", allow_queries_via_get=True)
+    schema = build_schema(expose_internal_errors=settings.is_dev, introspection=settings.introspection_enabled)
+    view = CaseRepositoryView(schema=schema, allow_queries_via_get=True, **graphql_view_options(settings))
     app.cleanup_ctx.append(lifecycle)
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)
@@ -142,6 +190,8 @@ def main() -> None:
     settings = settings.with_overrides(host=args.host, port=args.port)
     app = create_app(settings)
     print(f"Case Repository: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
+    if settings.is_dev:
+        print_dev_tokens(settings)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
 
 

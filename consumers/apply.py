@@ -94,6 +94,8 @@ def _updated(case: dict[str, Any], event: CaseEvent, data: ev.CaseUpdated, order
     customer = values.pop("customer", None)
     if customer:
         _merge(case.setdefault("customer", {}), customer, order)
+        # The case moves to another customer's 360 when its customer id changes.
+        case["customerId"] = case["customer"]["id"]
     _merge(case, values, order)
     changed = sorted(data.model_fields_set)
     return _history_entry(event, "CASE_UPDATED", "Updated: " + ", ".join(changed))
@@ -184,7 +186,8 @@ def public_state(case: dict[str, Any]) -> dict[str, Any]:
     """The case as other systems may see it: no PESEL, no phone, no bookkeeping."""
     state = {k: v for k, v in case.items() if k not in ("_id", "stamps", "eventIds")}
     state["id"] = case["_id"]
-    state["customer"] = {k: v for k, v in case.get("customer", {}).items() if k not in ("stamps", "pesel")}
+    state["customer"] = {k: v for k, v in case.get("customer", {}).items()
+                         if k not in ("stamps", "pesel", "peselIndex")}
     for name in ITEM_LISTS:
         state[name] = [
             {k: v for k, v in item.items() if k not in ("stamps", "pesel", "phone")}

@@ -3,13 +3,35 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+import re
+from typing import Annotated, Any
 
 # AwareDatetime for every time: a naive one cannot be ordered against the others (history, stamps) and would
 # fail the whole batch instead of going to the DLQ.
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from consumers.pesel import pesel_problem
 
 NonEmpty = Field(min_length=1)
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _valid_pesel(value: str) -> str:
+    problem = pesel_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _valid_phone(value: str) -> str:
+    # The OTP for the Customer Panel goes to this number: only an E.164 number can be dialled.
+    if not _E164.match(value):
+        raise ValueError("phone: must be an E.164 number such as +48601200300")
+    return value
+
+
+Pesel = Annotated[str, AfterValidator(_valid_pesel)]
+Phone = Annotated[str, AfterValidator(_valid_phone)]
 
 
 class Data(BaseModel):
@@ -34,14 +56,14 @@ class Outcome(str, Enum):
 class Customer(Data):
     id: str = NonEmpty
     name: str = NonEmpty
-    pesel: str | None = None
+    pesel: Pesel | None = None
     segment: str | None = None
 
 
 class CustomerChange(Data):
     id: str | None = None
     name: str | None = None
-    pesel: str | None = None
+    pesel: Pesel | None = None
     segment: str | None = None
 
 
@@ -56,8 +78,8 @@ class Participant(Data):
     id: str = NonEmpty
     role: str = NonEmpty
     name: str = NonEmpty
-    phone: str | None = None
-    pesel: str | None = None
+    phone: Phone | None = None
+    pesel: Pesel | None = None
 
 
 class Process(Data):

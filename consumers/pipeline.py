@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ from consumers.apply import apply_event, new_case
 from consumers.publication import StateChange
 from consumers.cloudevents import CaseEvent, parse_envelope
 from errors import Conflict
+from stores.audit import AuditStore
+from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
 from stores.events import EventStore
 
@@ -61,22 +64,51 @@ class _Round:
     applied: list[CaseEvent]
 
 
+def _case_changes(batch: _Round, conflicted: set[str]) -> list[dict[str, Any]]:
+    """Old -> new of what a reader of the audit trail asks first: the version and the status of each case."""
+    changes = []
+    for write in batch.writes:
+        case_id = write.case["_id"]
+        if case_id in conflicted:
+            continue
+        changes.append({"caseId": case_id, "field": "version", "old": write.expected_version,
+                        "new": write.case["version"]})
+        if batch.previous_status[case_id] != write.case.get("status"):
+            changes.append({"caseId": case_id, "field": "status", "old": batch.previous_status[case_id],
+                            "new": write.case.get("status")})
+    return changes
+
+
+def _write_entry(actor: str, results: Sequence[IngestResult], changes: list[dict[str, Any]]) -> dict[str, Any]:
+    applied = [r for r in results if r.status is IngestStatus.APPLIED]
+    return {
+        "at": datetime.now(timezone.utc), "actor": actor, "action": "WRITE", "operation": "applyEvents",
+        "outcome": "ok", "eventIds": [r.event_id for r in applied],
+        "caseIds": sorted({c["caseId"] for c in changes}), "changes": changes,
+    }
+
+
 def _journal_record(event: CaseEvent) -> dict[str, Any]:
     return {"id": event.id, "caseId": event.case_id, "type": event.type, "order": event.order}
 
 
 class EventPipeline:
-    def __init__(self, cases: CaseStore, events: EventStore, publisher: UpdatesPublisher) -> None:
+    def __init__(self, cases: CaseStore, events: EventStore, publisher: UpdatesPublisher, audit: AuditStore) -> None:
         self._cases = cases
         self._events = events
         self._publisher = publisher
+        self._audit = audit
 
-    async def ingest(self, events: Sequence[CaseEvent]) -> list[IngestResult]:
-        """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged."""
+    async def ingest(self, events: Sequence[CaseEvent], *, actor: str = "system") -> list[IngestResult]:
+        """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged.
+
+        `actor` is who delivered the batch (a principal, `kafka:<group>`, ...), for the audit record.
+        """
         results: dict[str, IngestResult] = {}
+        changes: list[dict[str, Any]] = []
         pending = list(events)
         for attempt in range(MAX_ATTEMPTS):
-            pending = await self._ingest_once(pending, results)
+            pending = await self._ingest_once(pending, results, changes)
             if not pending:
                 break
             # Another writer won the version race: wait a random moment, or a busy writer that always reads
@@ -93,9 +125,12 @@ class EventPipeline:
             seen.add(event.id)
             answered.append(result)
             EVENTS_INGESTED.labels(result.status.value.lower()).inc()
+        if changes:
+            await self._audit.append(_write_entry(actor, answered, changes))
         return answered
 
-    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult]) -> list[CaseEvent]:
+    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult],
+                           changes: list[dict[str, Any]]) -> list[CaseEvent]:
         """One pass over the batch; returns the events to run again (lost races, late parked events)."""
         by_case: dict[str, list[CaseEvent]] = {}
         for event in events:
@@ -121,8 +156,10 @@ class EventPipeline:
             if event.id in already_known:
                 batch.results[event.id] = IngestResult(event.id, event.case_id, IngestStatus.DUPLICATE)
         # A case created by someone else while we parked would never pick these up: apply them now.
-        created_meanwhile = set(await self._cases.get_many({e.case_id for e in to_park})) if to_park else set()
+        created_meanwhile = (set(await self._cases.get_many({e.case_id for e in to_park}, scope=EVERYTHING))
+                            if to_park else set())
         await self._events.record_applied([_journal_record(e) for e in applied])
+        changes.extend(_case_changes(batch, conflicted))
         await self._publisher.publish(
             [StateChange(w.case, batch.previous_status[w.case["_id"]])
              for w in batch.writes if w.case["_id"] not in conflicted]

@@ -174,5 +174,5 @@ def demo_envelopes() -> list[dict[str, Any]]:
 
 async def load_demo_cases(pipeline: EventPipeline) -> int:
     events = [parse_envelope(envelope) for envelope in demo_envelopes()]
-    await pipeline.ingest(events)
+    await pipeline.ingest(events, actor="demo-loader")
     return len(events)

@@ -8,7 +8,18 @@ from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 
 
 async def get_customer(context: Context, customer_id: str) -> dict[str, Any] | None:
-    return await context.loaders.customer.load(customer_id)
+    """The customer as their visible cases describe them; none visible = no such customer for this caller."""
+    doc = await context.loaders.customer.load(customer_id)
+    if doc is not None:
+        context.audit.customer_returned(customer_id)
+    return doc
+
+
+async def find_customer_by_pesel(context: Context, pesel: str) -> dict[str, Any] | None:
+    """Search by PESEL through its blind index: the plaintext is never sent to the store."""
+    index = context.services.cipher.blind_index(pesel, purpose="pesel")
+    customer_id = await context.services.cases.find_customer_by_pesel_index(index, scope=context.scope)
+    return await get_customer(context, customer_id) if customer_id else None
 
 
 async def customer_summary(context: Context, customer_id: str) -> dict[str, Any]:
@@ -20,5 +31,6 @@ async def customer_timeline(
 ) -> Page[dict[str, Any]]:
     size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
     keyset = decode_cursor(after) if after else None
-    entries, has_next = await context.services.cases.timeline(customer_id, size, keyset)
+    entries, has_next = await context.services.cases.timeline(customer_id, size, keyset, scope=context.scope)
+    context.audit.case_ids.update(e["caseId"] for e in entries)
     return Page(items=entries, cursors=[encode_cursor(e["at"], e["id"]) for e in entries], has_next=has_next)

@@ -24,7 +24,12 @@ async def publish_case_event(
     except InvalidEvent as error:
         await context.services.dead_letters.record(envelope, error.reason, origin="graphql")
         raise BadInput(f"event {event_id}: {error.reason}") from error
-    [result] = await context.services.pipeline.ingest([event])
+    actor = context.principal.subject if context.principal else "anonymous"
+    [result] = await context.services.pipeline.ingest([event], actor=actor)
+    context.audit.case_ids.add(subject)
     if result.status is IngestStatus.REJECTED:
+        # Kafka would dead-letter it; over HTTP it is recorded the same way before the caller hears CONFLICT.
+        await context.services.dead_letters.record(envelope, result.reason or "rejected", origin="graphql")
         raise Conflict(f"event {event_id}: {result.reason}")
+    context.audit.applied(event_id, [])
     return result

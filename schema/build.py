@@ -8,14 +8,19 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
-from errors import Forbidden
+from access.guards import attach_policy
+from errors import Unauthenticated
+from resolvers import audit as audit_rules
 from resolvers import cases as case_rules
 from resolvers import customers as customer_rules
 from resolvers import events as event_rules
-from schema.cases import Case, CaseFilter, CaseOrderInput, cases_connection
-from schema.connections import Connection
+from schema.audit import AuditOperation, AuditRecord
+from schema.cases import Case, CaseFilter, CaseOrderInput, Participant, cases_connection
+from schema.connections import Connection, connection_from_page
 from schema.customers import Customer
 from schema.errors import error_codes
+from schema.limits import QueryLimits, limit_extensions
+from schema.principal import Principal
 from schema.events import CaseEventInput, PublishResult, PublishStatus
 from schema.subscriptions import Subscription
 from schema.tasks import Task
@@ -23,6 +28,12 @@ from schema.tasks import Task
 
 @strawberry.type
 class Query:
+    @strawberry.field(description="Who the caller is: principal, roles, channel.")
+    def me(self, info: Info) -> Principal:
+        if info.context.principal is None:
+            raise Unauthenticated("me needs a signed-in caller")
+        return Principal.from_principal(info.context.principal, info.context.channel)
+
     @strawberry.field
     async def case(self, info: Info, id: strawberry.ID) -> Case | None:
         doc = await case_rules.get_case(info.context, id)
@@ -40,14 +51,25 @@ class Query:
         doc = await customer_rules.get_customer(info.context, id)
         return Customer.from_doc(doc) if doc else None
 
+    @strawberry.field(description="The customer 360 found by PESEL (looked up by a keyed blind index).")
+    async def customer_by_pesel(self, info: Info, pesel: str) -> Customer | None:
+        doc = await customer_rules.find_customer_by_pesel(info.context, pesel)
+        return Customer.from_doc(doc) if doc else None
+
+    @strawberry.field(description="The tamper-evident audit trail, newest first.")
+    async def audit_trail(
+        self, info: Info, case_id: strawberry.ID | None = None, customer_id: strawberry.ID | None = None,
+        actor: str | None = None, first: int | None = None, after: str | None = None,
+    ) -> Connection[AuditRecord]:
+        page = await audit_rules.audit_trail(info.context, case_id=case_id, customer_id=customer_id, actor=actor,
+                                             first=first, after=after)
+        return connection_from_page(page, AuditRecord.from_doc)
+
 
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Ingest one CloudEvent through the same pipeline as Kafka.")
     async def publish_case_event(self, info: Info, event: CaseEventInput) -> PublishResult:
-        if info.context.settings.app_env != "dev":
-            # Until token authentication exists only a developer's own machine may publish.
-            raise Forbidden("publishCaseEvent needs the system-publisher role")
         result = await event_rules.publish_case_event(
             info.context, event_id=event.id, source=event.source, event_type=event.type,
             subject=event.subject, time=event.time, sequence=event.sequence, data=event.data,
@@ -64,11 +86,17 @@ class FreshPerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
-def build_schema(*, expose_internal_errors: bool = True) -> strawberry.federation.Schema:
+def build_schema(*, expose_internal_errors: bool = True, introspection: bool = True,
+                 limits: QueryLimits | None = None) -> strawberry.federation.Schema:
+    attach_policy(root_types=[Query, Mutation, Subscription], data_types=[Customer, Participant])
     return strawberry.federation.Schema(
         query=Query, mutation=Mutation, subscription=Subscription, types=[Task],
         federation_version="2.5",
-        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
-                    error_codes(expose_internal_errors)],
+        extensions=[
+            lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
+            *limit_extensions(limits or QueryLimits(), introspection=introspection),
+            # Audit wraps the error codes, so the record sees the final code of every error.
+            AuditOperation, error_codes(expose_internal_errors),
+        ],
         execution_context_class=FreshPerEventExecutor,
     )

@@ -66,6 +66,16 @@ class Participant:
     id: strawberry.ID
     role: str
     name: str
+    case_id: strawberry.Private[str]
+    sealed: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(description="Shown full, masked or not at all by the access policy.")
+    def phone(self, info: Info) -> str | None:
+        return case_rules.participant_secret(info.context, self.case_id, self.sealed, "phone")
+
+    @strawberry.field(description="Shown full, masked or not at all by the access policy.")
+    def pesel(self, info: Info) -> str | None:
+        return case_rules.participant_secret(info.context, self.case_id, self.sealed, "pesel")
 
 
 @strawberry.type
@@ -143,7 +153,6 @@ def _fields(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, camel(name)) for name in names)
 
 
-_PARTICIPANT = _fields("id", "role", "name")
 _DOCUMENT = _fields("id", "name", "kind", "status", "participant_id", "url", "required")
 _INCIDENT = _fields("id", "kind", "message", "service", "retryable", "at", "state")
 _PROCESS = _fields("engine", "definition_key", "instance_id", "bpmn_url")
@@ -187,7 +196,7 @@ class Case:
     def customer(self) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
         from schema.customers import Customer
 
-        return Customer.from_doc(self.doc["customer"])
+        return Customer.from_doc(self.doc["customer"], case_id=self.id)
 
     @strawberry.field
     def product(self) -> Product | None:
@@ -199,7 +208,8 @@ class Case:
 
     @strawberry.field
     def participants(self) -> list[Participant]:
-        return _items(Participant, self.doc.get("participants", []), _PARTICIPANT)
+        return [Participant(id=p["id"], role=p["role"], name=p["name"], case_id=self.id, sealed=p)
+                for p in self.doc.get("participants", [])]
 
     @strawberry.field
     def documents(self) -> list[Document]:

@@ -7,6 +7,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from resolvers import cases as case_rules
 from resolvers import customers as customer_rules
 from schema.cases import Case, CaseFilter, CaseOrderInput, HistoryEntry, cases_connection
 from schema.connections import Connection, connection_from_page
@@ -56,10 +57,20 @@ class Customer:
     id: strawberry.ID
     name: str | None
     segment: str | None
+    case_id: strawberry.Private[str | None]
+    described_as: strawberry.Private[dict[str, Any]]
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Customer:
-        return cls(id=doc["id"], name=doc.get("name"), segment=doc.get("segment"))
+    def from_doc(cls, doc: dict[str, Any], case_id: str | None = None) -> Customer:
+        """`doc` is the customer as a case describes them; `case_id` names that case (their PESEL is bound to it)."""
+        return cls(id=doc["id"], name=doc.get("name"), segment=doc.get("segment"),
+                   case_id=case_id or doc.get("caseId"), described_as=doc)
+
+    @strawberry.field(description="Shown full, masked or not at all by the access policy.")
+    def pesel(self, info: Info) -> str | None:
+        if self.case_id is None:
+            return None
+        return case_rules.customer_pesel(info.context, self.case_id, self.described_as)
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Customer | None:

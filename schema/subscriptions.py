@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
+from resolvers.subscriptions import record_push, visible_updates
 from schema.cases import Case
 
 
@@ -27,31 +28,29 @@ class Subscription:
     @strawberry.subscription(description="The case after each applied change.")
     async def case_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Case, None]:
         last_version = -1
-        with info.context.services.bus.subscribe(id) as queue:
-            while True:
-                published = await queue.get()
-                # case-updates is at-least-once: a republished version is not news.
-                if published.state["version"] <= last_version:
-                    continue
-                last_version = published.state["version"]
-                yield Case.from_doc(published.state)
+        async for published in visible_updates(info.context, id, "caseUpdated"):
+            # case-updates is at-least-once: a republished version is not news.
+            if published.state["version"] <= last_version:
+                continue
+            last_version = published.state["version"]
+            await record_push(info.context, "caseUpdated", published)
+            yield Case.from_doc(published.state)
 
     @strawberry.subscription(description="Status changes of any case, optionally of one customer or case type.")
     async def case_status_changed(
         self, info: Info, customer_id: strawberry.ID | None = None, case_type: str | None = None,
     ) -> AsyncGenerator[CaseStatusChange, None]:
-        with info.context.services.bus.subscribe(None) as queue:
-            while True:
-                published = await queue.get()
-                state = published.state
-                if not published.status_changed:
-                    continue
-                if customer_id is not None and state.get("customerId") != customer_id:
-                    continue
-                if case_type is not None and state.get("caseType") != case_type:
-                    continue
-                yield CaseStatusChange(
-                    case_id=state["id"], customer_id=state.get("customerId"), case_type=state["caseType"],
-                    status=state["status"], previous_status=published.previous_status, stage=state.get("stage"),
-                    version=state["version"], at=state.get("updatedAt"),
-                )
+        async for published in visible_updates(info.context, None, "caseStatusChanged"):
+            state = published.state
+            if not published.status_changed:
+                continue
+            if customer_id is not None and state.get("customerId") != customer_id:
+                continue
+            if case_type is not None and state.get("caseType") != case_type:
+                continue
+            await record_push(info.context, "caseStatusChanged", published)
+            yield CaseStatusChange(
+                case_id=state["id"], customer_id=state.get("customerId"), case_type=state["caseType"],
+                status=state["status"], previous_status=published.previous_status, stage=state.get("stage"),
+                version=state["version"], at=state.get("updatedAt"),
+            )

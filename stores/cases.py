@@ -9,7 +9,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReplaceOne
 from pymongo.errors import BulkWriteError
 
 from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_filter, criteria_filter, sort_spec
+from stores.case_scope import CaseScope, within_scope
 from stores.database import Database
+from stores.protection import FieldCipher, seal_case
 
 COLLECTION = "cases"
 DUPLICATE_KEY = 11000
@@ -24,6 +26,8 @@ INDEXES = [
     IndexModel([("tasks.candidateGroups", ASCENDING), ("tasks.state", ASCENDING)], name="task_groups"),
     IndexModel([("tasks.assignee", ASCENDING)], name="task_assignee"),
     IndexModel([("hasOpenIncident", ASCENDING), ("updatedAt", DESCENDING)], name="open_incident"),
+    IndexModel([("customer.peselIndex", ASCENDING)], name="customer_pesel_index"),
+    IndexModel([("branch", ASCENDING), ("updatedAt", DESCENDING)], name="branch_updated"),
 ]
 
 # Bookkeeping that the API never needs: left in the store, not shipped on every read.
@@ -45,21 +49,22 @@ class CasePage:
 
 
 class CaseStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self._cases = db.collection(COLLECTION)
+        self._cipher = cipher
 
     async def ensure_indexes(self) -> None:
         await self._cases.create_indexes(INDEXES)
 
-    async def get(self, case_id: str) -> dict[str, Any] | None:
-        return await self._cases.find_one({"_id": case_id}, _READ_PROJECTION)
+    async def get(self, case_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
+        return await self._cases.find_one(within_scope({"_id": case_id}, scope), _READ_PROJECTION)
 
-    async def get_many(self, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    async def get_many(self, case_ids: Iterable[str], *, scope: CaseScope) -> dict[str, dict[str, Any]]:
         """Cases by id in one round trip; missing ids are absent from the result."""
         ids = list(dict.fromkeys(case_ids))
         if not ids:
             return {}
-        docs = await self._cases.find({"_id": {"$in": ids}}, _READ_PROJECTION).to_list(None)
+        docs = await self._cases.find(within_scope({"_id": {"$in": ids}}, scope), _READ_PROJECTION).to_list(None)
         return {doc["_id"]: doc for doc in docs}
 
     async def get_for_update(self, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -72,6 +77,9 @@ class CaseStore:
         """Write new states in one round trip; return the ids whose version guard failed."""
         if not writes:
             return set()
+        for write in writes:
+            # Nothing reaches the store with a PESEL or phone in clear.
+            seal_case(write.case, self._cipher)
         operations = [
             InsertOne(w.case) if w.expected_version is None
             else ReplaceOne({"_id": w.case["_id"], "version": w.expected_version}, w.case)
@@ -104,9 +112,9 @@ class CaseStore:
 
     async def find(
         self, criteria: CaseCriteria | None, order: CaseOrder, first: int,
-        after: tuple[Any, str] | None = None, projection: dict[str, int] | None = None,
+        after: tuple[Any, str] | None = None, projection: dict[str, int] | None = None, *, scope: CaseScope,
     ) -> CasePage:
-        query = criteria_filter(criteria)
+        query = within_scope(criteria_filter(criteria), scope)
         if after is not None:
             keyset = after_filter(order, after[0], after[1])
             query = {"$and": [query, keyset]} if query else keyset
@@ -114,13 +122,13 @@ class CaseStore:
         docs = await cursor.to_list(None)
         return CasePage(cases=docs[:first], has_next=len(docs) > first)
 
-    async def count(self, criteria: CaseCriteria | None) -> int:
-        return await self._cases.count_documents(criteria_filter(criteria))
+    async def count(self, criteria: CaseCriteria | None, *, scope: CaseScope) -> int:
+        return await self._cases.count_documents(within_scope(criteria_filter(criteria), scope))
 
-    async def customer_summaries(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def customer_summaries(self, customer_ids: Sequence[str], *, scope: CaseScope) -> dict[str, dict[str, Any]]:
         """Per customer: counts by status, channel, product and open/closed, and last contact."""
         pipeline = [
-            {"$match": {"customerId": {"$in": list(customer_ids)}}},
+            {"$match": within_scope({"customerId": {"$in": list(customer_ids)}}, scope)},
             {"$facet": {
                 "byStatus": [{"$group": {"_id": {"c": "$customerId", "k": "$status"}, "n": {"$sum": 1}}}],
                 "byChannel": [{"$group": {"_id": {"c": "$customerId", "k": "$channel"}, "n": {"$sum": 1}}}],
@@ -143,22 +151,31 @@ class CaseStore:
             summaries[row["_id"]["c"]]["lastContactAt"] = row["at"]
         return summaries
 
-    async def latest_customer_snapshots(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The customer as last described by any of their cases, for each id that has a case."""
+    async def latest_customer_snapshots(
+        self, customer_ids: Sequence[str], *, scope: CaseScope,
+    ) -> dict[str, dict[str, Any]]:
+        """The customer as last described by any of their visible cases, with that case's id (`caseId`)."""
         docs = await self._cases.find(
-            {"customerId": {"$in": list(customer_ids)}}, {"customer": 1, "customerId": 1, "updatedAt": 1}
+            within_scope({"customerId": {"$in": list(customer_ids)}}, scope),
+            {"customer": 1, "customerId": 1, "updatedAt": 1},
         ).sort([("updatedAt", DESCENDING)]).to_list(None)
         snapshots: dict[str, dict[str, Any]] = {}
         for doc in docs:
-            snapshots.setdefault(doc["customerId"], doc["customer"])
+            snapshots.setdefault(doc["customerId"], {**doc["customer"], "caseId": doc["_id"]})
         return snapshots
 
+    async def find_customer_by_pesel_index(self, pesel_index: str, *, scope: CaseScope) -> str | None:
+        """The id of the customer whose PESEL has this blind index, if a visible case names them."""
+        doc = await self._cases.find_one(
+            within_scope({"customer.peselIndex": pesel_index}, scope), {"customerId": 1})
+        return doc["customerId"] if doc else None
+
     async def timeline(
-        self, customer_id: str, first: int, after: tuple[Any, str] | None = None
+        self, customer_id: str, first: int, after: tuple[Any, str] | None = None, *, scope: CaseScope,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Actions of all the customer's cases, newest first, each with its case id."""
+        """Actions of all the customer's visible cases, newest first, each with its case id."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"customerId": customer_id}},
+            {"$match": within_scope({"customerId": customer_id}, scope)},
             {"$project": {"history": 1}},
             {"$unwind": "$history"},
             # $addFields + $replaceRoot rather than $mergeObjects, which the in-memory store lacks.
@@ -173,8 +190,9 @@ class CaseStore:
         rows = await self._cases.aggregate(pipeline).to_list(None)
         return rows[:first], len(rows) > first
 
-    async def with_tasks(self, task_ids: Sequence[str]) -> list[dict[str, Any]]:
-        return await self._cases.find({"tasks.id": {"$in": list(task_ids)}}, _READ_PROJECTION).to_list(None)
+    async def with_tasks(self, task_ids: Sequence[str], *, scope: CaseScope) -> list[dict[str, Any]]:
+        return await self._cases.find(
+            within_scope({"tasks.id": {"$in": list(task_ids)}}, scope), _READ_PROJECTION).to_list(None)
 
 
 def order_value(case: dict[str, Any], order: CaseOrder) -> Any:

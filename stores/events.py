@@ -9,6 +9,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from stores.database import Database
+from stores.protection import FieldCipher, open_envelope, seal_envelope
 
 COLLECTION = "events"
 APPLIED = "APPLIED"
@@ -18,8 +19,10 @@ INDEXES = [IndexModel([("caseId", ASCENDING), ("status", ASCENDING)], name="case
 
 
 class EventStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self._events = db.collection(COLLECTION)
+        # A parked event still carries PESELs and phones in clear: it is stored sealed as a whole.
+        self._cipher = cipher
 
     async def ensure_indexes(self) -> None:
         # _id is the event id: MongoDB's own unique index enforces "each event id once".
@@ -47,7 +50,7 @@ class EventStore:
         try:
             await self._events.insert_many([
                 {"_id": r["id"], "caseId": r["caseId"], "type": r["type"], "status": PARKED,
-                 "envelope": r["envelope"], "parkedAt": now}
+                 "envelope": seal_envelope(r["envelope"], self._cipher), "parkedAt": now}
                 for r in records
             ], ordered=False)
         except BulkWriteError as error:
@@ -61,7 +64,8 @@ class EventStore:
         ids = list(case_ids)
         if not ids:
             return []
-        return await self._events.find({"caseId": {"$in": ids}, "status": PARKED}).to_list(None)
+        records = await self._events.find({"caseId": {"$in": ids}, "status": PARKED}).to_list(None)
+        return [{**record, "envelope": open_envelope(record["envelope"], self._cipher)} for record in records]
 
     async def known(self, event_ids: Iterable[str]) -> dict[str, str]:
         """Status of each event id the journal has seen."""

@@ -11,6 +11,7 @@ from context import Services
 from server import SERVICES, create_app
 from settings import Settings
 from stores.database import Database, connect
+from tests.factories import bearer
 
 
 @pytest.fixture
@@ -36,15 +37,17 @@ def services(client: TestClient) -> Services:
 
 
 class GraphQL:
-    """Posts GraphQL over HTTP, as a client of the API would."""
+    """Posts GraphQL over HTTP, as a client of the API would: by default as the test operator
+    (tests.factories.OPERATOR_ROLES); pass `headers` to call as someone else ({} = anonymous)."""
 
     def __init__(self, client: TestClient) -> None:
         self._client = client
+        self._operator = bearer()
 
     async def __call__(self, query: str, variables: dict[str, Any] | None = None,
                        headers: dict[str, str] | None = None) -> dict[str, Any]:
         response = await self._client.post("/graphql", json={"query": query, "variables": variables or {}},
-                                           headers=headers or {})
+                                           headers=self._operator if headers is None else headers)
         return await response.json()
 
 

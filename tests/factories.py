@@ -186,3 +186,24 @@ def publish_input(raw: dict[str, Any]) -> dict[str, Any]:
 async def stored_case(cases: Any, case_id: str) -> dict[str, Any]:
     """The case document as the pipeline stores it (an unscoped read, event ids included)."""
     return (await cases.get_for_update([case_id]))[case_id]
+
+
+# --- tokens -------------------------------------------------------------------------------------------------
+# The default caller of the API tests: reads every case (restricted ones too) and may publish events.
+OPERATOR_ROLES = ("case-reader", "team-manager", "system-publisher")
+
+
+def token(*, roles: tuple[str, ...] = OPERATOR_ROLES, branch: str | None = None, channel: str | None = None,
+          username: str = "test.operator", system: bool = False) -> str:
+    """A development token (HS256, dev settings) for a caller with exactly these claims."""
+    from auth.dev_tokens import Persona, mint_dev_token
+    from settings import Settings
+
+    persona = Persona(name=username, description="test caller", username=username, roles=roles,
+                      channel=channel, branch=branch, system=system)
+    return mint_dev_token(Settings(), persona)
+
+
+def bearer(**claims: Any) -> dict[str, str]:
+    """`Authorization` header for a caller built by `token(...)`."""
+    return {"Authorization": f"Bearer {token(**claims)}"}

@@ -1,0 +1,51 @@
+"""What one request read or wrote, collected while it runs and written as one audit record at its end."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from context import Context
+from errors import BadInput
+from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+
+
+def audit_entry(context: Context, *, action: str, operation: str | None, outcome: str) -> dict[str, Any]:
+    """The audit record of this request, as the audit store takes it."""
+    principal = context.principal
+    audit = context.audit
+    return {
+        "at": datetime.now(timezone.utc),
+        "actor": principal.subject if principal else "anonymous",
+        "actorName": principal.username if principal else None,
+        "action": action, "operation": operation, "outcome": outcome,
+        "caseIds": sorted(audit.case_ids), "customerIds": sorted(audit.customer_ids),
+        "fields": sorted(audit.fields), "eventIds": audit.event_ids, "changes": audit.changes,
+        "channel": context.channel, "reason": context.audit_reason,
+    }
+
+
+def push_entry(context: Context, operation: str, state: dict[str, Any]) -> dict[str, Any]:
+    """The audit record of one subscription push: the case it showed."""
+    principal = context.principal
+    return {
+        "at": datetime.now(timezone.utc), "actor": principal.subject if principal else "anonymous",
+        "actorName": principal.username if principal else None, "action": "READ", "operation": operation,
+        "outcome": "ok", "caseIds": [state["id"]],
+        "customerIds": [state["customerId"]] if state.get("customerId") else [],
+        "fields": [], "eventIds": [], "changes": [], "channel": context.channel, "reason": context.audit_reason,
+    }
+
+
+async def audit_trail(
+    context: Context, *, case_id: str | None, customer_id: str | None, actor: str | None,
+    first: int | None, after: str | None,
+) -> Page[dict[str, Any]]:
+    size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
+    last_id = decode_cursor(after)[0] if after else None
+    if last_id is not None and not isinstance(last_id, int):
+        raise BadInput("after: not a cursor issued by this API")
+    page = await context.services.audit.trail(
+        case_id=case_id, customer_id=customer_id, actor=actor, first=size, after=last_id,
+    )
+    return Page(items=page.records, cursors=[encode_cursor(r["_id"], str(r["_id"])) for r in page.records],
+                has_next=page.has_next)

@@ -1,0 +1,98 @@
+"""The audit trail for auditors, and the extension that audits every operation when it ends."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from strawberry.extensions import SchemaExtension
+
+from resolvers.audit import audit_entry
+
+log = logging.getLogger(__name__)
+_DENIALS = {"FORBIDDEN", "UNAUTHENTICATED", "QUERY_TOO_COMPLEX"}
+# Root fields that read nothing of a case or a customer: not worth a record each.
+_UNAUDITED_ROOTS = frozenset({"__typename", "__schema", "__type", "_service"})
+
+
+@strawberry.type
+class AuditChange:
+    field: str
+    old: strawberry.scalars.JSON | None
+    new: strawberry.scalars.JSON | None
+    case_id: strawberry.ID | None
+
+
+@strawberry.type
+class AuditRecord:
+    id: strawberry.ID
+    at: datetime
+    actor: str
+    action: str
+    operation: str | None
+    case_ids: list[strawberry.ID]
+    customer_ids: list[strawberry.ID]
+    fields: list[str]
+    event_ids: list[strawberry.ID]
+    changes: list[AuditChange]
+    channel: str | None
+    reason: str | None
+    outcome: str
+    hash: str
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> AuditRecord:
+        return cls(
+            id=str(doc["_id"]), at=doc["at"], actor=doc["actor"], action=doc["action"],
+            operation=doc.get("operation"), case_ids=doc.get("caseIds") or [],
+            customer_ids=doc.get("customerIds") or [], fields=doc.get("fields") or [],
+            event_ids=doc.get("eventIds") or [], channel=doc.get("channel"), reason=doc.get("reason"),
+            outcome=doc["outcome"], hash=doc["hash"],
+            changes=[AuditChange(field=c.get("field", ""), old=c.get("old"), new=c.get("new"), case_id=c.get("caseId"))
+                     for c in doc.get("changes") or []],
+        )
+
+
+def _root_fields(document: Any) -> tuple[OperationType | None, set[str]]:
+    for definition in getattr(document, "definitions", ()):
+        if isinstance(definition, OperationDefinitionNode):
+            names = {getattr(s, "name", None) and s.name.value for s in definition.selection_set.selections}
+            return definition.operation, {n for n in names if n}
+    return None, set()
+
+
+def _outcome(errors: list[GraphQLError] | None) -> str:
+    if not errors:
+        return "ok"
+    codes = {(e.extensions or {}).get("code") for e in errors}
+    return "denied" if codes & _DENIALS else "error"
+
+
+class AuditOperation(SchemaExtension):
+    """One append-only record per query or mutation; if it cannot be written, the caller gets no data."""
+
+    async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        yield
+        execution = self.execution_context
+        operation, roots = _root_fields(execution.graphql_document)
+        if operation is OperationType.SUBSCRIPTION or (roots and roots <= _UNAUDITED_ROOTS):
+            return  # subscriptions audit each push themselves
+        result = execution.result
+        context = execution.context
+        entry = audit_entry(
+            context, action="WRITE" if operation is OperationType.MUTATION else "READ",
+            operation=execution.operation_name or ",".join(sorted(roots)) or None,
+            outcome=_outcome(result.errors if result else None),
+        )
+        try:
+            await context.services.audit.append(entry)
+        except Exception:  # noqa: BLE001 - any failure means "not on record": the read must not be served
+            log.exception("audit write failed; the response is withheld")
+            if result is not None:
+                result.data = None
+                result.errors = [GraphQLError(
+                    "the request could not be recorded in the audit trail and was not served",
+                    extensions={"code": "INTERNAL"})]

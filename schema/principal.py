@@ -1,0 +1,25 @@
+"""`me`: who the caller is, as the API sees them."""
+from __future__ import annotations
+
+import strawberry
+
+from auth.principal import Principal as SignedIn
+
+
+@strawberry.type
+class Principal:
+    id: strawberry.ID
+    kind: str
+    username: str | None
+    roles: list[str]
+    groups: list[str]
+    channel: str | None
+    branch: str | None
+
+    @classmethod
+    def from_principal(cls, principal: SignedIn, channel: str | None) -> Principal:
+        return cls(
+            id=principal.subject, kind=principal.kind.value,
+            username=principal.username, roles=sorted(principal.roles), groups=list(principal.groups),
+            channel=channel, branch=principal.branch,
+        )

@@ -1,0 +1,65 @@
+"""Row-level visibility of cases, as plain values the store can turn into a filter.
+
+access/ computes a CaseScope from the caller and the policy; every case read in stores/ takes one, so no
+path (query, list, customer 360, federation entity, subscription) can skip it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    nothing: bool = False
+    hidden_case_types: frozenset[str] = frozenset()
+    branch: str | None = None
+    include_restricted: bool = False
+    case_ids: frozenset[str] | None = None
+
+
+EVERYTHING = CaseScope(include_restricted=True)
+NOTHING = CaseScope(nothing=True)
+
+
+def scope_filter(scope: CaseScope) -> dict[str, Any]:
+    """The MongoDB condition that admits exactly the cases `scope_admits` admits."""
+    if scope.nothing:
+        return {"_id": {"$in": []}}
+    clauses: list[dict[str, Any]] = []
+    if scope.case_ids is not None:
+        clauses.append({"_id": {"$in": sorted(scope.case_ids)}})
+    if scope.hidden_case_types:
+        clauses.append({"caseType": {"$nin": sorted(scope.hidden_case_types)}})
+    if scope.branch is not None:
+        clauses.append({"branch": scope.branch})
+    if not scope.include_restricted:
+        clauses.append({"restricted": {"$ne": True}})
+    if not clauses:
+        return {}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def scope_admits(scope: CaseScope, case: Mapping[str, Any]) -> bool:
+    """The same rule for a case already in hand (pushed to a subscription)."""
+    if scope.nothing:
+        return False
+    case_id = case.get("_id", case.get("id"))
+    if scope.case_ids is not None and case_id not in scope.case_ids:
+        return False
+    if case.get("caseType") in scope.hidden_case_types:
+        return False
+    if scope.branch is not None and case.get("branch") != scope.branch:
+        return False
+    return scope.include_restricted or case.get("restricted") is not True
+
+
+def within_scope(query: dict[str, Any], scope: CaseScope) -> dict[str, Any]:
+    """`query` narrowed to the scope."""
+    visible = scope_filter(scope)
+    if not visible:
+        return query
+    if not query:
+        return visible
+    return {"$and": [query, visible]}
