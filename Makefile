@@ -22,6 +22,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m schema.export > graphql/schema.graphql
+	$(BIN)/python -m access.policy_table --write
 
 clean:
 	rm -rf $(VENV)

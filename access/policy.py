@@ -74,7 +74,8 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     "Query.case": CASE_READERS,
     "Query.cases": CASE_READERS,
     "Query.customer": CASE_READERS,
-    "Query.customerByPesel": frozenset({"pii-reader", "back-office", "advisor"}),
+    # Searching by PESEL confirms a person is a customer: only the roles that serve customers.
+    "Query.customerByPesel": frozenset({"advisor", "back-office", "call-center", "team-manager"}),
     "Query.auditTrail": frozenset({"auditor"}),
     "Mutation.publishCaseEvent": frozenset({"system-publisher"}),
     "Subscription.caseUpdated": CASE_READERS,

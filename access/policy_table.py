@@ -40,5 +40,20 @@ def policy_markdown() -> str:
     return "\n".join(lines)
 
 
+def with_policy(readme: str) -> str:
+    """`readme` with the text between the policy markers replaced by the current policy."""
+    head, _, rest = readme.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{policy_markdown()}\n{END}{tail}"
+
+
 if __name__ == "__main__":
-    print(f"{BEGIN}\n{policy_markdown()}\n{END}")
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        from pathlib import Path
+
+        readme = Path(__file__).resolve().parent.parent / "README.md"
+        readme.write_text(with_policy(readme.read_text()))
+    else:
+        print(f"{BEGIN}\n{policy_markdown()}\n{END}")
