@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from stores.dead_letters import DeadLetterStore
@@ -41,18 +42,30 @@ class StoreDeadLetters:
         log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})
 
 
+class ProducerHolder(Protocol):
+    """Whatever owns the started producer (KafkaClients); asked at send time, as it starts with the app."""
+
+    @property
+    def producer(self) -> AIOKafkaProducer: ...
+
+
+def _kafka_value(payload: Any) -> bytes | None:
+    # A message without a value stays without one: the DLQ keeps the original payload as it was.
+    return None if payload is None else _as_bytes(payload)
+
+
 class KafkaDeadLetters:
     """Kafka mode: the original message to `case-events.dlq`, its headers kept, the reason added as headers."""
 
-    def __init__(self, clients: Any, topic: str) -> None:
-        # The clients' producer exists only once the app has started.
+    def __init__(self, clients: ProducerHolder, topic: str) -> None:
         self._clients = clients
         self._topic = topic
 
     async def record(self, payload: Any, reason: str, *, origin: str,
                      headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None:
+        """Send and wait for the acknowledgement: the caller commits the inbound offset only afterwards."""
         await self._clients.producer.send_and_wait(
-            self._topic, value=_as_bytes(payload), key=key,
+            self._topic, value=_kafka_value(payload), key=key,
             headers=[*headers, ("dlq_reason", reason.encode()), ("dlq_origin", origin.encode())],
         )
         DEAD_LETTERED.labels(origin).inc()

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
+from consumers.cloudevents import STRUCTURED_CONTENT_TYPE
 from consumers.dead_letters import DeadLetters, KafkaDeadLetters
-from consumers.kafka_ingest import IngestConsumer
+from consumers.kafka_ingest import INITIAL_BACKOFF_SECONDS, IngestConsumer
 from consumers.kafka_updates import UpdatesListener
 from consumers.pipeline import EventPipeline
 from consumers.publication import StateChange, state_event
@@ -17,6 +18,10 @@ from consumers.updates import UpdatesBus
 from settings import Settings
 
 log = logging.getLogger(__name__)
+# /readyz must answer quickly even when the broker hangs rather than refuses.
+READY_TIMEOUT_SECONDS = 2.0
+# CloudEvents Kafka binding, structured mode: the content type travels as a header.
+STRUCTURED_HEADERS = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 
 
 class KafkaUpdatesPublisher:
@@ -31,7 +36,7 @@ class KafkaUpdatesPublisher:
         deliveries = []
         for change in changes:
             key, value = state_event(change)
-            deliveries.append(await producer.send(self._topic, value=value, key=key))
+            deliveries.append(await producer.send(self._topic, value=value, key=key, headers=STRUCTURED_HEADERS))
         # The inbound offsets are committed only after this returns: an unpublished state is redelivered.
         await asyncio.gather(*deliveries)
 
@@ -39,11 +44,24 @@ class KafkaUpdatesPublisher:
 class KafkaClients:
     """Everything that talks to Kafka; built with the app, started and stopped with it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, initial_backoff: float = INITIAL_BACKOFF_SECONDS) -> None:
         self._settings = settings
-        self.producer: Any = None
+        self._initial_backoff = initial_backoff
+        self._producer: AIOKafkaProducer | None = None
         self._ingest: IngestConsumer | None = None
         self._listener: UpdatesListener | None = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The shared producer; publishers and dead letters ask for it at send time (it starts with the app)."""
+        if self._producer is None:
+            raise RuntimeError("Kafka clients are not started")
+        return self._producer
+
+    @property
+    def assignment(self) -> set[TopicPartition]:
+        """The `case-events` partitions this instance currently consumes."""
+        return self._ingest.assignment if self._ingest is not None else set()
 
     def updates_publisher(self) -> KafkaUpdatesPublisher:
         return KafkaUpdatesPublisher(self, self._settings.kafka_topic_updates)
@@ -52,31 +70,63 @@ class KafkaClients:
         return KafkaDeadLetters(self, self._settings.kafka_topic_dlq)
 
     async def start(self, pipeline: EventPipeline, dead_letters: DeadLetters, bus: UpdatesBus) -> None:
+        """Producer first (the loops publish through it), then the listener, then the ingest consumer."""
         settings = self._settings
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5,
-        )
-        await self.producer.start()
-        self._listener = UpdatesListener(settings, bus)
-        await self._listener.start()
-        self._ingest = IngestConsumer(settings, pipeline, dead_letters)
-        await self._ingest.start()
+        try:
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5,
+            )
+            await self._producer.start()
+            # The listener starts before ingest so this instance's first updates reach its own subscribers.
+            listener = UpdatesListener(settings, bus)
+            await listener.start()
+            self._listener = listener
+            ingest = IngestConsumer(settings, pipeline, dead_letters, initial_backoff=self._initial_backoff)
+            await ingest.start()
+            self._ingest = ingest
+        except BaseException:
+            # A half-started client set would leak connections and tasks: undo what did start.
+            await self.stop()
+            raise
         log.info("kafka started", extra={"bootstrap": settings.kafka_bootstrap_servers,
                                           "group": settings.kafka_group_id})
 
     async def stop(self) -> None:
+        """Stop everything, each part even when another fails: a shutdown must finish while Kafka is down."""
         # Ingest first: it finishes its batch, publishes and commits before the producer goes.
         if self._ingest is not None:
-            await self._ingest.stop()
+            await _stop_despite_broker("ingest consumer", self._ingest.stop)
+            self._ingest = None
         if self._listener is not None:
-            await self._listener.stop()
-        if self.producer is not None:
-            await self.producer.stop()
+            await _stop_despite_broker("case-updates listener", self._listener.stop)
+            self._listener = None
+        if self._producer is not None:
+            await _stop_despite_broker("producer", self._producer.stop)
+            self._producer = None
 
     async def ready(self) -> bool:
-        return (
-            self.producer is not None
-            and bool(self.producer.client.cluster.brokers())
-            and self._ingest is not None and self._ingest.running
-            and self._listener is not None and self._listener.running
-        )
+        """Both loops run and a broker answers a metadata request now (not from a cached view)."""
+        if self._producer is None or self._ingest is None or self._listener is None:
+            return False
+        if not (self._ingest.running and self._listener.running):
+            return False
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), READY_TIMEOUT_SECONDS)
+        except (KafkaError, asyncio.TimeoutError) as error:
+            log.warning("kafka not reachable", extra={"error": repr(error)})
+            return False
+        return True
+
+
+async def _stop_despite_broker(name: str, stop: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await stop()
+    except KafkaError:
+        log.exception("kafka client did not close cleanly", extra={"client": name})
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our own shutdown is being cancelled: honour it
+        # aiokafka 0.14's Fetcher.close() cancels its pending tasks and then awaits them, so with the broker
+        # down a consumer's stop() raises a CancelledError that nobody asked for. The consumer is closed anyway.
+        log.warning("kafka client closed while the broker was unreachable", extra={"client": name})

@@ -1,16 +1,23 @@
-"""Each server process reads `case-updates` (no group, from the end) to feed its own live subscriptions."""
+"""Each server process reads `case-updates` (no group, from the end) to feed its own live subscriptions.
+
+Every instance must see every update (a subscriber may be connected to any of them), so this consumer
+has no group: it takes all partitions and starts at their current end when the app starts.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from consumers.publication import state_from_event
 from consumers.updates import UpdatesBus
 from settings import Settings
 
 log = logging.getLogger(__name__)
+POLL_TIMEOUT_MS = 500
+RETRY_SECONDS = 1.0
 
 
 class UpdatesListener:
@@ -29,26 +36,44 @@ class UpdatesListener:
             self._settings.kafka_topic_updates, bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=None, enable_auto_commit=False, auto_offset_reset="latest",
         )
-        await self._consumer.start()
-        # Fix the start positions now, so that nothing published after start() is missed.
-        for partition in self._consumer.assignment():
-            await self._consumer.position(partition)
+        try:
+            await self._consumer.start()
+            # Fix the start positions now, so that nothing published after start() is missed.
+            for partition in self._consumer.assignment():
+                await self._consumer.position(partition)
+        except BaseException:
+            await self._consumer.stop()
+            raise
         self._task = asyncio.create_task(self._run(), name="case-updates listener")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait({self._task})
         if self._consumer is not None:
             await self._consumer.stop()
 
     async def _run(self) -> None:
         assert self._consumer is not None
-        async for message in self._consumer:
+        while True:
             try:
-                self._bus.deliver(state_from_event(message.value))
-            except (ValueError, KeyError) as error:
-                log.warning("unreadable case-updates message skipped", extra={"error": str(error)})
+                batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+            except KafkaError:
+                # Live updates are best effort; the loop must outlive a broker hiccup.
+                log.exception("reading case-updates failed; retrying")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            for messages in batch.values():
+                for message in messages:
+                    self._deliver(message.value)
+
+    def _deliver(self, value: bytes | None) -> None:
+        if value is None:
+            log.warning("empty case-updates message skipped")
+            return
+        try:
+            published = state_from_event(value)
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("unreadable case-updates message skipped", extra={"error": str(error)})
+            return
+        self._bus.deliver(published)
