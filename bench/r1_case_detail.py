@@ -1,0 +1,216 @@
+"""R1: requests/s of a case-detail GraphQL query over HTTP, against a plain aiohttp handler returning the same bytes.
+
+Both servers run in this process on 127.0.0.1 and read the same case from the same store; the load
+generator (bench/load.py) runs in its own process. Target: GraphQL / plain >= 0.5.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from access.scope import case_scope
+from bench.caller import bench_context, bench_principal, bench_token, graphql_schema
+from bench.events import detailed_case, parsed
+from bench.load import LoadResult, measure_rate, pinned_to_cpu
+from bench.report import Ratio, rate_line, ratio_line
+from bench.serving import serve
+from context import Services
+from resolvers.pagination import encode_cursor
+from server import SERVICES, create_app
+from settings import Settings
+from stores.case_scope import CaseScope
+from stores.database import connect
+
+CASE_ID = "CASE-2026-000123"
+HISTORY_PAGE = 20
+CONCURRENCY = 32
+ROUNDS = 3  # GraphQL and plain alternate, so a busy neighbour on the machine slows both alike
+WARMUP_SECONDS = 0.5
+DURATION_SECONDS = 2.0
+IN_PROCESS_REQUESTS = 300
+TARGET = 0.5
+
+QUERY = """
+query CaseDetail($id: ID!) {
+  case(id: $id) {
+    id caseType title status stage channel branch sourceSystem createdAt updatedAt closedAt outcome version
+    hasOpenIncident
+    customer { id name segment }
+    product { code name amount currency }
+    participants { id role name }
+    documents { id name kind status participantId url required }
+    tasks { id name formKey candidateGroups assignee participantId dueAt state }
+    incidents { id kind message service retryable at state }
+    history(first: 20) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { cursor node { id kind actor { type id name } channel at summary } }
+    }
+  }
+}
+"""
+
+
+def _pick(doc: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: doc.get(name) for name in names}
+
+
+def render_case(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a hand-written REST handler would return for QUERY: same keys, same order, same values."""
+    newest_first = doc["history"][::-1]
+    chosen = newest_first[:HISTORY_PAGE]
+    cursors = [encode_cursor(entry["at"], entry["id"]) for entry in chosen]
+    product = doc.get("product")
+    case = {
+        "id": doc["_id"], **_pick(doc, "caseType", "title", "status", "stage", "channel", "branch", "sourceSystem",
+                                   "createdAt", "updatedAt", "closedAt", "outcome", "version"),
+        "hasOpenIncident": bool(doc.get("hasOpenIncident")),
+        "customer": _pick(doc["customer"], "id", "name", "segment"),
+        "product": _pick(product, "code", "name", "amount", "currency") if product else None,
+        "participants": [_pick(p, "id", "role", "name") for p in doc.get("participants", [])],
+        "documents": [_pick(d, "id", "name", "kind", "status", "participantId", "url", "required")
+                      for d in doc.get("documents", [])],
+        "tasks": [{**_pick(t, "id", "name", "formKey"), "candidateGroups": t.get("candidateGroups") or [],
+                   **_pick(t, "assignee", "participantId", "dueAt", "state")} for t in doc.get("tasks", [])],
+        "incidents": [_pick(i, "id", "kind", "message", "service", "retryable", "at", "state")
+                      for i in doc.get("incidents", [])],
+        "history": {
+            "totalCount": len(newest_first),
+            "pageInfo": {"hasNextPage": len(newest_first) > HISTORY_PAGE,
+                         "endCursor": cursors[-1] if cursors else None},
+            "edges": [{"cursor": cursor, "node": {
+                "id": entry["id"], "kind": entry["kind"],
+                "actor": _pick(entry["actor"], "type", "id", "name"),
+                "channel": entry.get("channel"), "at": entry["at"], "summary": entry["summary"],
+            }} for entry, cursor in zip(chosen, cursors)],
+        },
+    }
+    return {"data": {"case": case}}
+
+
+def plain_app(services: Services, scope: CaseScope, canned: bytes) -> web.Application:
+    """The baseline: parse the same request body, read the case with CaseStore.get, encode with orjson.
+
+    It reads with the bench caller's row scope (the same store filter the API applies), worked out once:
+    no token check, no audit record. `/canned` answers with fixed bytes and no work: its rate is the
+    ceiling of this load generator.
+    """
+
+    async def case_detail(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        doc = await services.cases.get(body["variables"]["id"], scope=scope)
+        return web.Response(body=orjson.dumps(render_case(doc)), content_type="application/json")
+
+    async def canned_answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=canned, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/case", case_detail)
+    app.router.add_post("/canned", canned_answer)
+    return app
+
+
+async def _per_request_ms(app: web.Application, request: dict[str, Any]) -> tuple[float, float]:
+    """In-process time per request: the app's schema.execute, and the plain handler's read + render."""
+    services, schema = app[SERVICES], graphql_schema(app)
+    scope = case_scope(bench_principal(services.settings))
+    variables = request["variables"]
+
+    async def execute() -> None:
+        result = await schema.execute(QUERY, variable_values=variables, context_value=bench_context(services))
+        if result.errors:
+            raise RuntimeError(f"schema.execute failed: {result.errors}")
+
+    async def plain() -> None:
+        orjson.dumps(render_case(await services.cases.get(variables["id"], scope=scope)))
+
+    timings = []
+    for run in (execute, plain):
+        for _ in range(20):
+            await run()
+        started = time.perf_counter()
+        for _ in range(IN_PROCESS_REQUESTS):
+            await run()
+        timings.append((time.perf_counter() - started) * 1000 / IN_PROCESS_REQUESTS)
+    return timings[0], timings[1]
+
+
+async def run() -> Ratio:
+    settings = Settings(demo_data=False)
+    database = connect(None, "bench_r1")
+    app = create_app(settings, database)
+    services = app[SERVICES]
+    request = {"query": QUERY, "operationName": "CaseDetail", "variables": {"id": CASE_ID}}
+    body = orjson.dumps(request)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {bench_token(settings)}"}
+    scope = case_scope(bench_principal(settings))
+    with pinned_to_cpu(0):  # the load generator pins itself to the last CPU
+        async with serve(app) as graphql_url:
+            await services.pipeline.ingest(parsed(detailed_case(CASE_ID)))
+            graphql_body = await _post_once(graphql_url + "/graphql", body, headers)
+            payload = orjson.loads(graphql_body)
+            if "errors" in payload or payload.get("data", {}).get("case") is None:
+                raise RuntimeError(f"the case-detail query failed: {payload}")
+            async with serve(plain_app(services, scope, graphql_body)) as plain_url:
+                results = await _measure(graphql_url, plain_url, body, headers, len(graphql_body))
+                plain_body = await _post_once(plain_url + "/case", body, headers)
+            execute_ms, plain_ms = await _per_request_ms(app, request)
+    if plain_body != graphql_body:
+        raise RuntimeError("the plain handler's body differs from the GraphQL body: the comparison is void")
+    return _print(*results, len(graphql_body), _count_fields(payload), execute_ms, plain_ms)
+
+
+async def _measure(graphql_url: str, plain_url: str, body: bytes, headers: dict[str, str],
+                   expected_length: int) -> tuple[LoadResult, LoadResult, LoadResult]:
+    """GraphQL and plain in alternating rounds, then the load generator's ceiling."""
+    load: dict[str, Any] = dict(body=body, headers=headers, concurrency=CONCURRENCY, warmup=WARMUP_SECONDS,
+                                duration=DURATION_SECONDS, expected_length=expected_length)
+    graphql, plain = LoadResult(0, 0.0, 0), LoadResult(0, 0.0, 0)
+    for _ in range(ROUNDS):
+        graphql += await measure_rate(graphql_url + "/graphql", **load)
+        plain += await measure_rate(plain_url + "/case", **load)
+    ceiling = await measure_rate(plain_url + "/canned", **load)
+    return graphql, plain, ceiling
+
+
+async def _post_once(url: str, body: bytes, headers: dict[str, str]) -> bytes:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+        return await response.read()
+
+
+def _count_fields(value: Any) -> int:
+    """Keys of every object in a GraphQL result; all but the top-level `data` are resolved fields."""
+    if isinstance(value, dict):
+        return sum(1 + _count_fields(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_fields(v) for v in value)
+    return 0
+
+
+def _print(graphql: LoadResult, plain: LoadResult, ceiling: LoadResult, size: int, fields: int,
+           execute_ms: float, plain_ms: float) -> Ratio:
+    measured = graphql.rate / plain.rate
+    ratio = Ratio("R1 GraphQL / plain req/s", measured, f">= {TARGET}", measured >= TARGET)
+    print(f"R1 case detail over HTTP: {size:,} identical bytes, {fields - 1} resolved fields, "
+          f"{CONCURRENCY} connections, {ROUNDS} alternating rounds of {DURATION_SECONDS:.0f} s each, "
+          "server and load generator on separate CPUs")
+    print(rate_line("GraphQL POST /graphql (create_app)", graphql.rate, "req/s"))
+    print(rate_line("plain aiohttp handler (CaseStore.get + orjson)", plain.rate, "req/s"))
+    print(rate_line("(load generator ceiling: canned bytes, no work)", ceiling.rate, "req/s"))
+    if graphql.failures or plain.failures or ceiling.failures:
+        raise RuntimeError(f"failed responses: GraphQL {graphql.failures}, plain {plain.failures}, "
+                           f"canned {ceiling.failures}")
+    print(f"  in process: schema.execute {execute_ms:.2f} ms/request, "
+          f"plain read + render {plain_ms:.3f} ms/request")
+    print(ratio_line(ratio))
+    return ratio
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
