@@ -13,6 +13,7 @@ from stores.protection import FieldCipher, open_envelope, seal_envelope
 
 COLLECTION = "events"
 APPLIED = "APPLIED"
+DUPLICATE_KEY = 11000
 PARKED = "PARKED"
 
 INDEXES = [IndexModel([("caseId", ASCENDING), ("status", ASCENDING)], name="case_status")]
@@ -29,18 +30,27 @@ class EventStore:
         await self._events.create_indexes(INDEXES)
 
     async def record_applied(self, records: Sequence[dict[str, Any]]) -> None:
-        """Journal applied events; idempotent, so a retried batch rewrites the same records."""
+        """Journal applied events; idempotent, so a retried batch leaves the same records."""
         if not records:
             return
         now = datetime.now(timezone.utc)
-        await self._events.bulk_write([
-            UpdateOne({"_id": r["id"]}, {
-                "$set": {"status": APPLIED, "appliedAt": now},
-                "$setOnInsert": {"caseId": r["caseId"], "type": r["type"], "order": r["order"]},
-                "$unset": {"envelope": ""},
-            }, upsert=True)
-            for r in records
-        ], ordered=False)
+        try:
+            # Most applied events are new to the journal: one insert, no per-record upsert lookups.
+            await self._events.insert_many([
+                {"_id": r["id"], "caseId": r["caseId"], "type": r["type"], "order": r["order"],
+                 "status": APPLIED, "appliedAt": now}
+                for r in records
+            ], ordered=False)
+        except BulkWriteError as error:
+            known = {e["op"]["_id"] for e in error.details["writeErrors"] if e.get("code") == DUPLICATE_KEY}
+            if len(known) != len(error.details["writeErrors"]):
+                raise
+            # Parked earlier (or journaled by a retried batch): mark applied, drop the sealed envelope.
+            await self._events.bulk_write([
+                UpdateOne({"_id": event_id}, {"$set": {"status": APPLIED, "appliedAt": now},
+                                              "$unset": {"envelope": ""}})
+                for event_id in known
+            ], ordered=False)
 
     async def park(self, records: Sequence[dict[str, Any]]) -> set[str]:
         """Park events whose case does not exist yet; return the ids that were already known."""
@@ -54,7 +64,7 @@ class EventStore:
                 for r in records
             ], ordered=False)
         except BulkWriteError as error:
-            duplicates = {e["op"]["_id"] for e in error.details["writeErrors"] if e.get("code") == 11000}
+            duplicates = {e["op"]["_id"] for e in error.details["writeErrors"] if e.get("code") == DUPLICATE_KEY}
             if len(duplicates) != len(error.details["writeErrors"]):
                 raise
             return duplicates
