@@ -27,10 +27,11 @@ async def test_healthz_says_the_process_is_alive(client: TestClient) -> None:
     assert (response.status, await response.json()) == (200, {"status": "ok"})
 
 
-async def test_readyz_checks_the_store(client: TestClient) -> None:
+async def test_readyz_checks_the_store_and_the_identity_provider(client: TestClient) -> None:
     response = await client.get("/readyz")
 
-    assert (response.status, await response.json()) == (200, {"status": "ready", "checks": {"store": True}})
+    assert (response.status, await response.json()) == (
+        200, {"status": "ready", "checks": {"store": True, "identity": True}})
 
 
 async def test_metrics_count_http_requests_by_path_and_status(client: TestClient) -> None:

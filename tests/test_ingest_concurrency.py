@@ -52,7 +52,7 @@ class InterleavingCases:
 def _pipeline(services: Services) -> tuple[EventPipeline, InterleavingCases]:
     """A second server process: its own pipeline over the same database."""
     cases = InterleavingCases(services.cases)
-    return EventPipeline(cases, services.events, _NoUpdates()), cases  # type: ignore[arg-type]
+    return EventPipeline(cases, services.events, _NoUpdates(), services.audit), cases  # type: ignore[arg-type]
 
 
 def _story(count: int) -> CaseStory:

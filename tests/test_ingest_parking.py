@@ -144,8 +144,8 @@ async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_
     created, task, _incident, _completed = _story().events
     parked = asyncio.Event()
     creator = EventPipeline(services.cases, SlowToCreateEvents(services.events, parked),  # type: ignore[arg-type]
-                            _NoUpdates())
-    other = EventPipeline(services.cases, services.events, _NoUpdates())
+                            _NoUpdates(), services.audit)
+    other = EventPipeline(services.cases, services.events, _NoUpdates(), services.audit)
 
     async def park_the_task() -> list[IngestResult]:
         try:

@@ -11,7 +11,8 @@ from tests.factories import (
     PUBLISH_CASE_EVENT, CaseStory, case_created_data, full_story, publish_input, stored_case, task_data,
 )
 
-PESELS = ("85031207819", "90072412344", "02270803628")
+# Valid PESELs (checksums hold): events with an invalid one are refused before they reach publication.
+PESELS = ("85031207819", "90072412344", "02270803624")
 PHONES = ("+48601200300", "+48602300400")
 
 
