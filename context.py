@@ -20,6 +20,7 @@ from stores.case_scope import CaseScope
 from stores.cases import CaseStore
 from stores.events import EventStore
 from stores.protection import FieldCipher
+from response_cache import ResponseCache
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Services:
     audit: AuditStore
     cipher: FieldCipher
     verifier: TokenVerifier
+    responses: ResponseCache
 
 
 class Loaders:
@@ -105,6 +107,8 @@ class Context:
     channel: str | None = None
     audit_reason: str | None = None
     audit: RequestAudit = field(default_factory=RequestAudit)
+    # Every case id asked for, found or not: a cached answer depends on all of them.
+    case_lookups: set[str] = field(default_factory=set)
     # Set by Strawberry from the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
 

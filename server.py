@@ -11,7 +11,9 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from strawberry.aiohttp.views import GraphQLView
+from graphql import GraphQLError
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from auth.dev_tokens import mint_dev_token
@@ -20,6 +22,8 @@ from auth.startup_checks import check_startup
 from auth.tokens import TokenVerifier, bearer_token_from_payload
 from errors import Unauthenticated
 from http_guards import graphql_view_options, http_guards
+from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
+from response_cache import EvictingPublisher, ResponseCache
 
 from consumers.dead_letters import StoreDeadLetters
 from consumers.kafka import KafkaClients
@@ -54,6 +58,28 @@ class CaseRepositoryView(GraphQLView):
             services=request.app[SERVICES], request=request, response=response,
             principal=request.get(PRINCIPAL), channel=request.get(CHANNEL), audit_reason=request.get(AUDIT_REASON),
         )
+
+    async def execute_single(self, request: web.Request, request_adapter: Any, sub_response: web.Response,  # type: ignore[override]
+                             context: Context, root_value: Any, request_data: Any) -> ExecutionResult:
+        """Serve a repeated case read from the response cache; audited exactly like an executed one."""
+        cache = context.services.responses
+        key = cache.key(context.principal, context.channel, request_data.query, request_data.variables,
+                        request_data.operation_name)
+        if key is not None and (hit := cache.get(key)) is not None:
+            context.audit.case_ids.update(hit.case_ids)
+            context.audit.customer_ids.update(hit.customer_ids)
+            context.audit.fields.update(hit.fields)
+            if not await record_operation(context, action="READ", outcome="ok",
+                                          operation=request_data.operation_name or "case"):
+                return ExecutionResult(data=None, errors=[GraphQLError(AUDIT_UNAVAILABLE,
+                                                                       extensions={"code": "INTERNAL"})])
+            return ExecutionResult(data=hit.data, errors=None)
+        since = cache.changes()
+        result = await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
+        if key is not None and not result.errors and result.data is not None:
+            cache.put(key, result.data, case_ids=context.case_lookups | context.audit.case_ids,
+                      customer_ids=context.audit.customer_ids, fields=context.audit.fields, computed_since=since)
+        return result
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:  # type: ignore[override]
         """graphql-transport-ws: the token arrives in connection_init (or on the handshake); none = 4403."""
@@ -119,9 +145,11 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     cipher = FieldCipher(KeyRing.from_setting(settings.data_encryption_key))
     cases, events, audit = CaseStore(database, cipher), EventStore(database, cipher), AuditStore(database)
     bus = UpdatesBus()
-    publisher = kafka.updates_publisher() if kafka else LocalUpdatesPublisher(bus)
+    responses = ResponseCache(ttl_seconds=settings.response_cache_seconds)
+    bus.add_listener(responses.on_published)
+    publisher = EvictingPublisher(kafka.updates_publisher(), responses) if kafka else LocalUpdatesPublisher(bus)
     return Services(
-        settings=settings, cases=cases, events=events, bus=bus, audit=audit, cipher=cipher,
+        settings=settings, cases=cases, events=events, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, publisher, audit),
         dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database)),
         verifier=TokenVerifier(settings),

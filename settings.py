@@ -44,6 +44,7 @@ class Settings:
     graphql_introspection: bool | None = None
     allow_embedded: bool = False
     ws_allowed_origins: tuple[str, ...] = ()
+    response_cache_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
             graphql_introspection=(_flag(env["GRAPHQL_INTROSPECTION"], default=False)
                                    if env.get("GRAPHQL_INTROSPECTION") else None),
             allow_embedded=_flag(env.get("ALLOW_EMBEDDED"), default=False),
+            response_cache_seconds=float(env.get("RESPONSE_CACHE_SECONDS", cls.response_cache_seconds)),
             ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from prometheus_client import Gauge
@@ -23,6 +23,11 @@ class UpdatesBus:
     def __init__(self) -> None:
         self._by_case: dict[str, set[asyncio.Queue[PublishedState]]] = {}
         self._all: set[asyncio.Queue[PublishedState]] = set()
+        self._listeners: list[Callable[[PublishedState], None]] = []
+
+    def add_listener(self, listener: Callable[[PublishedState], None]) -> None:
+        """Called synchronously for every delivered state (e.g. to evict cached responses)."""
+        self._listeners.append(listener)
 
     @contextmanager
     def subscribe(self, case_id: str | None = None) -> Iterator[asyncio.Queue[PublishedState]]:
@@ -40,6 +45,8 @@ class UpdatesBus:
                 self._by_case.pop(case_id, None)
 
     def deliver(self, published: PublishedState) -> None:
+        for listener in self._listeners:
+            listener(published)
         for queue in (*self._by_case.get(published.case_id, ()), *self._all):
             if queue.full():
                 # A stalled subscriber loses its oldest state, never the newest: it must not block ingest.

@@ -4,9 +4,13 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import logging
+
 from context import Context
 from errors import BadInput
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+
+log = logging.getLogger(__name__)
 
 
 def audit_entry(context: Context, *, action: str, operation: str | None, outcome: str) -> dict[str, Any]:
@@ -22,6 +26,19 @@ def audit_entry(context: Context, *, action: str, operation: str | None, outcome
         "fields": sorted(audit.fields), "eventIds": audit.event_ids, "changes": audit.changes,
         "channel": context.channel, "reason": context.audit_reason,
     }
+
+
+AUDIT_UNAVAILABLE = "the request could not be recorded in the audit trail and was not served"
+
+
+async def record_operation(context: Context, *, action: str, operation: str | None, outcome: str) -> bool:
+    """Append this request's audit record; False when it could not be written (the caller withholds data)."""
+    try:
+        await context.services.audit.append(audit_entry(context, action=action, operation=operation, outcome=outcome))
+    except Exception:  # noqa: BLE001 - any failure means "not on record"; the caller refuses to serve the read
+        log.exception("audit write failed; the response is withheld")
+        return False
+    return True
 
 
 def push_entry(context: Context, operation: str, state: dict[str, Any]) -> dict[str, Any]:

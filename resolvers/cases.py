@@ -12,6 +12,7 @@ from stores.cases import order_value
 
 async def get_case(context: Context, case_id: str) -> dict[str, Any] | None:
     """The case, if it exists and the caller may see it (the store applies the caller's scope)."""
+    context.case_lookups.add(case_id)
     doc = await context.loaders.case.load(case_id)
     if doc is not None:
         context.audit.cases_returned([doc])

@@ -1,7 +1,6 @@
 """The audit trail for auditors, and the extension that audits every operation when it ends."""
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -10,9 +9,8 @@ import strawberry
 from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
-from resolvers.audit import audit_entry
+from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
 
-log = logging.getLogger(__name__)
 _DENIALS = {"FORBIDDEN", "UNAUTHENTICATED", "QUERY_TOO_COMPLEX"}
 # Root fields that read nothing of a case or a customer: not worth a record each.
 _UNAUDITED_ROOTS = frozenset({"__typename", "__schema", "__type", "_service"})
@@ -81,18 +79,11 @@ class AuditOperation(SchemaExtension):
         if operation is OperationType.SUBSCRIPTION or (roots and roots <= _UNAUDITED_ROOTS):
             return  # subscriptions audit each push themselves
         result = execution.result
-        context = execution.context
-        entry = audit_entry(
-            context, action="WRITE" if operation is OperationType.MUTATION else "READ",
+        recorded = await record_operation(
+            execution.context, action="WRITE" if operation is OperationType.MUTATION else "READ",
             operation=execution.operation_name or ",".join(sorted(roots)) or None,
             outcome=_outcome(result.errors if result else None),
         )
-        try:
-            await context.services.audit.append(entry)
-        except Exception:  # noqa: BLE001 - any failure means "not on record": the read must not be served
-            log.exception("audit write failed; the response is withheld")
-            if result is not None:
-                result.data = None
-                result.errors = [GraphQLError(
-                    "the request could not be recorded in the audit trail and was not served",
-                    extensions={"code": "INTERNAL"})]
+        if not recorded and result is not None:
+            result.data = None
+            result.errors = [GraphQLError(AUDIT_UNAVAILABLE, extensions={"code": "INTERNAL"})]

@@ -1,0 +1,138 @@
+"""A per-caller cache of whole `case(id)` responses, evicted by the case-updates stream.
+
+A case-detail request costs milliseconds of per-field execution (NOTES); the same person reopening the same
+case asks the same question again. Entries are keyed by the caller's identity (subject, roles, branch, channel:
+never shared between people), the query text, operation name and variables, and depend on the cases and
+customers the response showed. Every applied change (this instance's writes at once, other instances' through
+`case-updates`) evicts what depends on its case or customer; a TTL bounds anything an event cannot name
+(e.g. a case moved to another customer). A response computed while any change arrived is not stored.
+Hits are audited like any other read.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+from auth.principal import Principal
+from consumers.publication import PublishedState, StateChange
+from consumers.pipeline import UpdatesPublisher
+
+# Root fields whose answer depends only on the cases (and their customers) it shows.
+CACHEABLE_ROOTS = frozenset({"case", "__typename"})
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    data: dict[str, Any]
+    case_ids: frozenset[str]
+    customer_ids: frozenset[str]
+    fields: frozenset[str]
+    stored_at: float
+
+
+@lru_cache(maxsize=512)
+def _cacheable_query(query: str, operation_name: str | None) -> bool:
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
+    if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY or len(document.definitions) != 1:
+        return False  # fragments and several operations: keep the rule simple and obviously right
+    roots = {getattr(s, "name", None) and s.name.value for s in chosen[0].selection_set.selections}
+    return bool(roots) and roots <= CACHEABLE_ROOTS
+
+
+class ResponseCache:
+    def __init__(self, *, ttl_seconds: float, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, CachedResponse] = OrderedDict()
+        self._dependents: dict[str, set[Hashable]] = {}
+        self._changes = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0
+
+    def key(self, principal: Principal | None, channel: str | None, query: str | None,
+            variables: dict[str, Any] | None, operation_name: str | None) -> Hashable | None:
+        """The cache key of a request, or None when its answer must not be cached."""
+        if not self.enabled or principal is None or not query or not _cacheable_query(query, operation_name):
+            return None
+        caller = (principal.kind, principal.subject, principal.roles, principal.branch, principal.case_id,
+                  principal.participant_id, channel)
+        return caller, query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+
+    def changes(self) -> int:
+        """A counter of applied changes seen; `put` refuses a response computed across a change."""
+        return self._changes
+
+    def get(self, key: Hashable) -> CachedResponse | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if self._clock() - entry.stored_at > self._ttl:
+            self._drop(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Hashable, data: dict[str, Any], *, case_ids: set[str], customer_ids: set[str],
+            fields: set[str], computed_since: int) -> None:
+        if computed_since != self._changes:
+            return
+        self._drop(key)
+        entry = CachedResponse(data, frozenset(case_ids), frozenset(customer_ids), frozenset(fields), self._clock())
+        self._entries[key] = entry
+        for dependency in (*entry.case_ids, *(f"customer:{c}" for c in entry.customer_ids)):
+            self._dependents.setdefault(dependency, set()).add(key)
+        while len(self._entries) > self._max:
+            self._drop(next(iter(self._entries)))
+
+    def changed(self, case_id: str, customer_id: str | None) -> None:
+        """A case (and so its customer's aggregates) changed: forget every response that showed either."""
+        self._changes += 1
+        for dependency in (case_id, f"customer:{customer_id}" if customer_id else None):
+            for key in self._dependents.pop(dependency, set()) if dependency else ():
+                self._drop(key)
+
+    def on_published(self, published: PublishedState) -> None:
+        self.changed(published.case_id, published.state.get("customerId"))
+
+    def _drop(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for dependency in (*entry.case_ids, *(f"customer:{c}" for c in entry.customer_ids)):
+            keys = self._dependents.get(dependency)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._dependents[dependency]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class EvictingPublisher:
+    """Kafka mode: this instance's own writes evict at once, not only when case-updates comes back round."""
+
+    def __init__(self, inner: UpdatesPublisher, cache: ResponseCache) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    async def publish(self, changes: Sequence[StateChange]) -> None:
+        for change in changes:
+            self._cache.changed(change.case["_id"], change.case.get("customerId"))
+        await self._inner.publish(changes)
