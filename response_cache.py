@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from auth.principal import Principal
 from consumers.publication import PublishedState, StateChange
@@ -38,17 +38,20 @@ class CachedResponse:
 
 
 @lru_cache(maxsize=512)
-def _cacheable_query(query: str, operation_name: str | None) -> bool:
+def cacheable_operation(query: str, operation_name: str | None) -> str | None:
+    """The operation's name for the audit (its own, else its root fields) if it may be cached, else None."""
     try:
         document = parse(query)
     except GraphQLError:
-        return False
+        return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
     if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY or len(document.definitions) != 1:
-        return False  # fragments and several operations: keep the rule simple and obviously right
-    roots = {getattr(s, "name", None) and s.name.value for s in chosen[0].selection_set.selections}
-    return bool(roots) and roots <= CACHEABLE_ROOTS
+        return None  # fragments and several operations: keep the rule simple and obviously right
+    roots = {s.name.value for s in chosen[0].selection_set.selections if isinstance(s, FieldNode)}
+    if not roots or not roots <= CACHEABLE_ROOTS or len(roots) != len(chosen[0].selection_set.selections):
+        return None
+    return chosen[0].name.value if chosen[0].name else ",".join(sorted(roots))
 
 
 class ResponseCache:
@@ -68,7 +71,7 @@ class ResponseCache:
     def key(self, principal: Principal | None, channel: str | None, query: str | None,
             variables: dict[str, Any] | None, operation_name: str | None) -> Hashable | None:
         """The cache key of a request, or None when its answer must not be cached."""
-        if not self.enabled or principal is None or not query or not _cacheable_query(query, operation_name):
+        if not self.enabled or principal is None or not query or not cacheable_operation(query, operation_name):
             return None
         caller = (principal.kind, principal.subject, principal.roles, principal.branch, principal.case_id,
                   principal.participant_id, channel)

@@ -23,7 +23,7 @@ from auth.tokens import TokenVerifier, bearer_token_from_payload
 from errors import Unauthenticated
 from http_guards import graphql_view_options, http_guards
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
-from response_cache import EvictingPublisher, ResponseCache
+from response_cache import EvictingPublisher, ResponseCache, cacheable_operation
 
 from consumers.dead_letters import StoreDeadLetters
 from consumers.kafka import KafkaClients
@@ -69,8 +69,8 @@ class CaseRepositoryView(GraphQLView):
             context.audit.case_ids.update(hit.case_ids)
             context.audit.customer_ids.update(hit.customer_ids)
             context.audit.fields.update(hit.fields)
-            if not await record_operation(context, action="READ", outcome="ok",
-                                          operation=request_data.operation_name or "case"):
+            operation = cacheable_operation(request_data.query, request_data.operation_name)
+            if not await record_operation(context, action="READ", outcome="ok", operation=operation):
                 return ExecutionResult(data=None, errors=[GraphQLError(AUDIT_UNAVAILABLE,
                                                                        extensions={"code": "INTERNAL"})])
             return ExecutionResult(data=hit.data, errors=None)
