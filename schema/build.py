@@ -1,9 +1,11 @@
 """Assembles the federated schema from the domain types."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
@@ -77,6 +79,19 @@ class Mutation:
         return PublishResult(event_id=result.event_id, status=PublishStatus(result.status.value))
 
 
+class ParserCacheWithErrors(ParserCache):
+    """ParserCache, except that a document that does not parse is left to Strawberry's own parse step,
+    whose error handling gives the client a coded error (over WebSocket too)."""
+
+    def on_parse(self) -> Iterator[None]:
+        execution = self.execution_context
+        try:
+            execution.graphql_document = self.cached_parse_document(execution.query, **execution.parse_options)
+        except GraphQLError:
+            pass
+        yield
+
+
 class FreshPerEventExecutor(StrawberryGraphQLCoreExecutionContext):
     """graphql-core shares a field memo across a subscription's events, growing ~2.4 MB per 1,000 pushes."""
 
@@ -93,7 +108,7 @@ def build_schema(*, expose_internal_errors: bool = True, introspection: bool = T
         query=Query, mutation=Mutation, subscription=Subscription, types=[Task],
         federation_version="2.5",
         extensions=[
-            lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512),
+            lambda: ParserCacheWithErrors(maxsize=512), lambda: ValidationCache(maxsize=512),
             *limit_extensions(limits or QueryLimits(), introspection=introspection),
             # Audit wraps the error codes, so the record sees the final code of every error.
             AuditOperation, error_codes(expose_internal_errors),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -22,8 +23,8 @@ def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     if isinstance(original, DomainError):
         extensions["code"] = original.code
         message = error.message
-    elif original is None:
-        # Parse and validation errors: the client's document is wrong.
+    elif original is None or isinstance(original, GraphQLError):
+        # Parse, validation and variable coercion errors: the client's document or variables are wrong.
         extensions["code"] = "BAD_USER_INPUT"
         message = error.message
     else:
@@ -43,8 +44,15 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
+        self._classify(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # WebSocket results are sent before on_operation ends.
+        self._classify(result)
+        yield
+
+    def _classify(self, result: Any) -> None:
+        if result is not None and getattr(result, "errors", None):
             result.errors = [classify(e, expose_internal=self.expose_internal) for e in result.errors]
 
 

@@ -371,9 +371,6 @@ async def test_without_introspection_a_subscription_error_suggests_no_field_name
         "error", ["Cannot query field 'titel' on type 'Case'."])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "schema/build.py: ParserCache parses inside its on_parse hook, so a parse error escapes Strawberry's "
-    "handling; over WebSocket the operation then just completes, with no error (over HTTP it loses its code)"))
 async def test_a_subscription_over_2000_tokens_is_refused_with_an_error(
     client: TestClient, advisor: dict[str, str],
 ) -> None:
