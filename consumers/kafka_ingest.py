@@ -155,7 +155,8 @@ class IngestConsumer:
                     valid.append((message, parse_kafka_message(message.value, message.headers, message.key)))
                 except InvalidEvent as error:
                     refused.append((message, error.reason))
-        results = await self._pipeline.ingest([event for _, event in valid])
+        results = await self._pipeline.ingest([event for _, event in valid],
+                                              actor=f"kafka:{self._settings.kafka_group_id}")
         refused += [(message, result.reason or "rejected by the pipeline")
                     for (message, _), result in zip(valid, results, strict=True)
                     if result.status is IngestStatus.REJECTED]

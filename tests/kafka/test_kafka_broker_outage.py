@@ -13,8 +13,8 @@ from tests.kafka.kit import Broker, Repository, Topics, create_topics, tansu_bin
 
 pytestmark = pytest.mark.kafka
 
-READY = (200, {"status": "ready", "checks": {"store": True, "kafka": True}})
-KAFKA_DOWN = (503, {"status": "unavailable", "checks": {"store": True, "kafka": False}})
+READY = (200, {"status": "ready", "checks": {"store": True, "identity": True, "kafka": True}})
+KAFKA_DOWN = (503, {"status": "unavailable", "checks": {"store": True, "identity": True, "kafka": False}})
 
 
 @pytest.fixture
