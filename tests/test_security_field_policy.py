@@ -1,0 +1,444 @@
+"""The field and operation policy, proven over HTTP and WebSocket for every role, generated from access/policy.py.
+
+Every "Type.field" of FIELD_POLICY is read by every role of ROLES through every channel, and must come back
+full, masked or FORBIDDEN exactly as FieldRule.access says; every root field of OPERATION_POLICY is called by
+every role it does not list (FORBIDDEN), by anonymous (UNAUTHENTICATED) and by the roles it lists (served).
+A new policy entry is covered without touching this file, or fails here until it gets a query path or sample.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import jwt
+import orjson
+import pytest
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from access.policy import ANY_AUTHENTICATED, CASE_READERS, CHANNELS, FIELD_POLICY, OPERATION_POLICY, ROLES, Access
+from auth.dev_tokens import Persona, persona_claims
+from context import Services
+from settings import DEV_AUTH_SECRET, Settings
+from stores.database import Database
+from tests.factories import bearer, case_created_data, created, envelope, publish_input, status_changed
+
+CASE_ID = "CASE-1"
+EVENT = case_created_data(
+    participants=[{"id": "P-1", "role": "PRIMARY_BORROWER", "name": "Anna Kowalska",
+                   "phone": "+48601200300", "pesel": "90072412344"}],
+)
+# Where each type of FIELD_POLICY sits under `case`, and where its value sits in the case.created data.
+QUERY_PATHS = {"Customer": "customer", "Participant": "participants"}
+
+
+def stored_value(type_name: str, field: str) -> str:
+    if type_name == "Customer":
+        return EVENT["customer"][field]
+    if type_name == "Participant":
+        return EVENT["participants"][0][field]
+    raise AssertionError(f"FIELD_POLICY names {type_name}: add its query path and value to this test")
+
+
+def reader_roles(role: str) -> frozenset[str]:
+    """The role, plus case-reader when the role alone cannot read cases (else there is no row to look at)."""
+    return frozenset({role}) if role in CASE_READERS else frozenset({role, "case-reader"})
+
+
+def field_matrix() -> list[Any]:
+    return [pytest.param(key, role, channel, id=f"{key}-{role}-{channel or 'no channel'}")
+            for key in FIELD_POLICY for role in ROLES for channel in (None, *CHANNELS)]
+
+
+async def read_field(client: TestClient, key: str, headers: dict[str, str]) -> tuple[dict[str, Any], str]:
+    type_name, field = key.split(".")
+    path = QUERY_PATHS.get(type_name)
+    assert path is not None, f"FIELD_POLICY names {type_name}: add where it sits under `case` to QUERY_PATHS"
+    query = f'query ($id: ID!) {{ case(id: $id) {{ id {path} {{ {field} }} }} }}'
+    response = await client.post("/graphql", json={"query": query, "variables": {"id": CASE_ID}}, headers=headers)
+    text = await response.text()
+    return orjson.loads(text), text
+
+
+def shown(key: str, value: str | None) -> dict[str, Any]:
+    """The `case` object as the response carries it when the field shows `value`."""
+    type_name, field = key.split(".")
+    inner = {field: value}
+    return {"id": CASE_ID, QUERY_PATHS[type_name]: [inner] if type_name == "Participant" else inner}
+
+
+async def last_audit_record(database: Database) -> dict[str, Any]:
+    return await database.collection("audit").find_one({}, sort=[("_id", -1)])
+
+
+@pytest.mark.parametrize(("key", "role", "channel"), field_matrix())
+async def test_each_sensitive_field_is_shown_as_the_policy_says_for_each_role_and_channel(
+    client: TestClient, services: Services, database: Database, key: str, role: str, channel: str | None,
+) -> None:
+    rule = FIELD_POLICY[key]
+    roles = reader_roles(role)
+    plain = stored_value(*key.split("."))
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+
+    body, text = await read_field(client, key, bearer(roles=tuple(sorted(roles)), channel=channel))
+
+    access = rule.access(roles, channel)
+    record = await last_audit_record(database)
+    if access is Access.DENIED:
+        assert body["data"] == {"case": shown(key, None)}
+        assert [(e["path"][-1], e["extensions"]["code"]) for e in body["errors"]] == [(key.split(".")[1], "FORBIDDEN")]
+        assert plain not in text and rule.mask(plain) not in text
+        assert (record["fields"], record["outcome"]) == ([], "denied")
+        return
+    expected = plain if access is Access.FULL else rule.mask(plain)
+    assert body == {"data": {"case": shown(key, expected)}}
+    if access is Access.MASKED:
+        assert plain not in text
+    assert (record["fields"], record["outcome"]) == ([f"{key}:{access.value}"], "ok")
+
+
+# Customer fields are reachable from three more roots than `case`: each must apply the same rule.
+CUSTOMER_ROOTS = {
+    "customer": ('{{ customer(id: "CUST-1") {{ {field} }} }}', lambda data: data["customer"]),
+    "customerByPesel": ('{{ customerByPesel(pesel: "85031207819") {{ {field} }} }}',
+                        lambda data: data["customerByPesel"]),
+    "_entities": ('{{ _entities(representations: [{{__typename: "Customer", id: "CUST-1"}}]) '
+                  '{{ ... on Customer {{ {field} }} }} }}', lambda data: data["_entities"][0]),
+}
+
+
+def may_call(root: str, roles: frozenset[str]) -> bool:
+    allowed = OPERATION_POLICY.get(f"Query.{root}")
+    return allowed is None or allowed is ANY_AUTHENTICATED or bool(roles & allowed)  # _entities has no guard
+
+
+def customer_root_matrix() -> list[Any]:
+    # A role the root itself refuses is the operation matrix's business (FORBIDDEN below).
+    return [pytest.param(key, root, role, id=f"{key}-{root}-{role}") for key in FIELD_POLICY
+            if key.startswith("Customer.") for root in CUSTOMER_ROOTS for role in ROLES
+            if may_call(root, reader_roles(role))]
+
+
+@pytest.mark.parametrize(("key", "root", "role"), customer_root_matrix())
+async def test_a_customer_field_follows_the_policy_through_every_root_that_reaches_a_customer(
+    client: TestClient, services: Services, key: str, root: str, role: str,
+) -> None:
+    rule = FIELD_POLICY[key]
+    field = key.split(".")[1]
+    roles = reader_roles(role)
+    plain = stored_value("Customer", field)
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+    template, pick = CUSTOMER_ROOTS[root]
+
+    response = await client.post("/graphql", json={"query": template.format(field=field)},
+                                 headers=bearer(roles=tuple(sorted(roles)), channel="CALL_CENTER"))
+
+    body, text = await response.json(), await response.text()
+    access = rule.access(roles, "CALL_CENTER")
+    shown_value = {Access.FULL: plain, Access.MASKED: rule.mask(plain), Access.DENIED: None}[access]
+    assert pick(body["data"]) == {field: shown_value}
+    assert [e["extensions"]["code"] for e in body.get("errors", [])] == (
+        ["FORBIDDEN"] if access is Access.DENIED else [])
+    if access is not Access.FULL:
+        assert plain not in text
+
+
+@pytest.mark.parametrize("key", list(FIELD_POLICY))
+async def test_aliases_and_fragments_do_not_get_around_masking(
+    client: TestClient, services: Services, key: str,
+) -> None:
+    rule = FIELD_POLICY[key]
+    type_name, field = key.split(".")
+    masked_roles = sorted(rule.masked)
+    assert masked_roles, f"{key} has no masked role to try this with"
+    roles = reader_roles(masked_roles[0])
+    plain = stored_value(type_name, field)
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+    path = QUERY_PATHS[type_name]
+    query = f"""query {{ case(id: "{CASE_ID}") {{ {path} {{ a: {field} b: {field} ...F ... on {type_name} {{ c: {field} }} }}
+                  }} }} fragment F on {type_name} {{ d: {field} }}"""
+
+    response = await client.post("/graphql", json={"query": query},
+                                 headers=bearer(roles=tuple(sorted(roles)), channel="ONLINE"))
+
+    text = await response.text()
+    assert rule.access(roles, "ONLINE") is Access.MASKED
+    assert plain not in text
+    assert text.count(rule.mask(plain)) == 4
+
+
+def panel_token(case_id: str, participant_id: str) -> dict[str, str]:
+    """What panelLogin issues: a participant of one case, no roles (dev-signed, as the dev server accepts)."""
+    claims = persona_claims(Settings(), Persona("panel", "panel participant", "panel-p1", ()))
+    claims |= {"token_use": "panel", "case_id": case_id, "participant_id": participant_id}
+    return {"Authorization": f"Bearer {jwt.encode(claims, DEV_AUTH_SECRET, algorithm='HS256')}"}
+
+
+@pytest.mark.parametrize("key", list(FIELD_POLICY))
+async def test_a_panel_participant_reaching_its_case_through_entities_gets_sensitive_fields_as_the_policy_says(
+    client: TestClient, services: Services, key: str,
+) -> None:
+    """`_entities` has no operation guard: the field guards alone decide, for a principal without roles."""
+    rule = FIELD_POLICY[key]
+    type_name, field = key.split(".")
+    plain = stored_value(type_name, field)
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+    query = (f'{{ _entities(representations: [{{__typename: "Case", id: "{CASE_ID}"}}]) '
+             f'{{ ... on Case {{ id {QUERY_PATHS[type_name]} {{ {field} }} }} }} }}')
+
+    response = await client.post("/graphql", json={"query": query}, headers=panel_token(CASE_ID, "P-1"))
+
+    body, text = await response.json(), await response.text()
+    access = rule.access(frozenset(), "PANEL")
+    if access is Access.DENIED:
+        assert body["data"] == {"_entities": [shown(key, None)]}
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+        assert plain not in text and rule.mask(plain) not in text
+    else:
+        expected = plain if access is Access.FULL else rule.mask(plain)
+        assert body == {"data": {"_entities": [shown(key, expected)]}}
+
+
+def channel_spoofs() -> list[Any]:
+    """A full-reading role whose token names a channel without full access, claiming a better one by header."""
+    spoofs = []
+    for key, rule in FIELD_POLICY.items():
+        if rule.full_channels is None:
+            continue
+        weak = next(c for c in CHANNELS if c not in rule.full_channels)
+        strong = sorted(rule.full_channels)[0]
+        spoofs += [pytest.param(key, role, weak, strong, id=f"{key}-{role}-{weak}-claims-{strong}")
+                   for role in sorted(rule.full)]
+    return spoofs
+
+
+@pytest.mark.parametrize(("key", "role", "token_channel", "header_channel"), channel_spoofs())
+async def test_the_x_channel_header_cannot_override_the_channel_in_the_token(
+    client: TestClient, services: Services, key: str, role: str, token_channel: str, header_channel: str,
+) -> None:
+    rule = FIELD_POLICY[key]
+    roles = reader_roles(role)
+    plain = stored_value(*key.split("."))
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+    headers = bearer(roles=tuple(sorted(roles)), channel=token_channel) | {"X-Channel": header_channel}
+
+    body, text = await read_field(client, key, headers)
+
+    assert rule.access(roles, token_channel) is Access.MASKED
+    assert body == {"data": {"case": shown(key, rule.mask(plain))}}
+    assert plain not in text
+
+
+async def test_an_unknown_x_channel_is_refused_before_anything_is_read(client: TestClient, services: Services) -> None:
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+
+    response = await client.post("/graphql", json={"query": '{ case(id: "CASE-1") { customer { pesel } } }'},
+                                 headers=bearer(roles=("advisor",)) | {"X-Channel": "BRANCH_OFFICE_VIP"})
+
+    assert response.status == 400
+    assert [e["extensions"]["code"] for e in (await response.json())["errors"]] == ["BAD_USER_INPUT"]
+    assert EVENT["customer"]["pesel"] not in await response.text()
+
+
+# --- OPERATION_POLICY --------------------------------------------------------------------------------------
+
+PUBLISHED_EVENT = envelope("case.created", "CASE-NEW", case_created_data(), event_id="evt-forbidden")
+# One operation per root field of the policy, and what the response nests the result under.
+SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "Query.me": ("{ me { id roles } }", {}),
+    "Query.case": ('{ case(id: "CASE-1") { id title customer { pesel } } }', {}),
+    "Query.cases": ("{ cases { totalCount edges { node { id title } } } }", {}),
+    "Query.customer": ('{ customer(id: "CUST-1") { id name pesel } }', {}),
+    "Query.customerByPesel": ('{ customerByPesel(pesel: "85031207819") { id name } }', {}),
+    "Query.auditTrail": ("{ auditTrail { edges { node { id actor caseIds } } } }", {}),
+    "Mutation.publishCaseEvent": ("mutation ($event: CaseEventInput!) { publishCaseEvent(event: $event) { status } }",
+                                  {"event": publish_input(PUBLISHED_EVENT)}),
+    "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
+    "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
+}
+
+
+CASE_ROOTS = frozenset({"Query.case", "Query.customer", "Query.customerByPesel"})
+
+
+def sample(key: str) -> tuple[str, dict[str, Any]]:
+    assert key in SAMPLES, f"OPERATION_POLICY names {key}: add a sample operation for it to SAMPLES"
+    return SAMPLES[key]
+
+
+def refused_roles() -> list[Any]:
+    return [pytest.param(key, role, id=f"{key}-{role}") for key, allowed in OPERATION_POLICY.items()
+            if allowed is not ANY_AUTHENTICATED for role in ROLES if role not in allowed]
+
+
+def allowed_roles() -> list[Any]:
+    # "*" = any signed-in caller: a token without any role is the one to prove it.
+    return [pytest.param(key, role, id=f"{key}-{role or 'no roles'}") for key, allowed in OPERATION_POLICY.items()
+            for role in sorted(allowed - ANY_AUTHENTICATED) or [None]]
+
+
+def http_keys(params: list[Any]) -> list[Any]:
+    return [p for p in params if not p.values[0].startswith("Subscription.")]
+
+
+def ws_keys(params: list[Any]) -> list[Any]:
+    return [p for p in params if p.values[0].startswith("Subscription.")]
+
+
+async def call(client: TestClient, key: str, headers: dict[str, str]) -> tuple[dict[str, Any], str]:
+    query, variables = sample(key)
+    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    text = await response.text()
+    return orjson.loads(text), text
+
+
+async def seeded(services: Services) -> None:
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+
+
+async def nothing_published(services: Services, database: Database) -> None:
+    assert await services.cases.get_for_update(["CASE-NEW"]) == {}
+    assert await database.collection("events").find_one({"_id": "evt-forbidden"}) is None
+
+
+def root_name(key: str) -> str:
+    return key.split(".")[1]
+
+
+@pytest.mark.parametrize(("key", "role"), http_keys(refused_roles()))
+async def test_a_root_field_is_forbidden_to_a_role_the_policy_does_not_list(
+    client: TestClient, services: Services, database: Database, key: str, role: str,
+) -> None:
+    await seeded(services)
+
+    body, text = await call(client, key, bearer(roles=(role,)))
+
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [([root_name(key)], "FORBIDDEN")]
+    assert body["data"] in (None, {root_name(key): None})
+    for secret in ("85031207819", "90072412344", "Mortgage for a flat", "Anna Kowalska"):
+        assert secret not in text
+    await nothing_published(services, database)
+
+
+@pytest.mark.parametrize("key", [k for k in OPERATION_POLICY if not k.startswith("Subscription.")])
+async def test_a_root_field_is_unauthenticated_for_an_anonymous_caller(
+    client: TestClient, services: Services, database: Database, key: str,
+) -> None:
+    await seeded(services)
+
+    body, text = await call(client, key, {})
+
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [([root_name(key)], "UNAUTHENTICATED")]
+    assert body["data"] in (None, {root_name(key): None})
+    assert "85031207819" not in text and "Mortgage for a flat" not in text
+    await nothing_published(services, database)
+
+
+@pytest.mark.parametrize(("key", "role"), http_keys(allowed_roles()))
+async def test_a_root_field_serves_a_role_the_policy_lists(
+    client: TestClient, services: Services, key: str, role: str | None,
+) -> None:
+    """The control: the same sample operations are refused only for the roles above."""
+    await seeded(services)
+
+    body, _ = await call(client, key, bearer(roles=(role,) if role else ()))
+
+    assert "errors" not in body, body
+    # A role that reads no cases may call a case query, but its row scope is empty.
+    reads_rows = key not in CASE_ROOTS or role in CASE_READERS
+    assert (body["data"][root_name(key)] is not None) is reads_rows
+
+
+# --- subscriptions: the same policy over graphql-transport-ws ------------------------------------------------
+
+class BusWatch:
+    """Counts subscriptions attached to the updates bus, so a test changes a case only once someone listens."""
+
+    def __init__(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.active = 0
+        attach = services.bus.subscribe
+
+        @contextmanager
+        def subscribe(case_id: str | None = None) -> Iterator[Any]:
+            with attach(case_id) as queue:
+                self.active += 1
+                try:
+                    yield queue
+                finally:
+                    self.active -= 1
+
+        monkeypatch.setattr(services.bus, "subscribe", subscribe)
+
+    async def until_active(self, expected: int) -> None:
+        async with asyncio.timeout(5):
+            while self.active != expected:
+                await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def signed_in_socket(client: TestClient, headers: dict[str, str]) -> AsyncIterator[ClientWebSocketResponse]:
+    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": headers["Authorization"]}})
+        assert orjson.loads((await ws.receive(timeout=5)).data) == {"type": "connection_ack"}
+        yield ws
+
+
+async def next_frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
+    message = await ws.receive(timeout=5)
+    assert message.type is WSMsgType.TEXT, message
+    return orjson.loads(message.data)
+
+
+@pytest.mark.parametrize(("key", "role"), ws_keys(refused_roles()))
+async def test_a_subscription_is_refused_to_a_role_the_policy_does_not_list(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, key: str, role: str,
+) -> None:
+    await seeded(services)
+    watch = BusWatch(services, monkeypatch)
+    query, variables = sample(key)
+    async with signed_in_socket(client, bearer(roles=(role,))) as ws:
+        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
+
+        frame = await next_frame(ws)
+
+        assert frame["type"] == "error" and frame["id"] == "s1"
+        assert [(e["path"], e["extensions"]["code"]) for e in frame["payload"]] == [([root_name(key)], "FORBIDDEN")]
+        assert "needs one of the roles" in frame["payload"][0]["message"]
+        assert watch.active == 0  # never attached to the live feed
+
+
+@pytest.mark.parametrize(("key", "role"), ws_keys(allowed_roles()))
+async def test_a_subscription_serves_a_role_the_policy_lists(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, key: str, role: str,
+) -> None:
+    await seeded(services)
+    watch = BusWatch(services, monkeypatch)
+    query, variables = sample(key)
+    async with signed_in_socket(client, bearer(roles=(role,))) as ws:
+        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
+        await watch.until_active(1)
+
+        await services.pipeline.ingest([status_changed(CASE_ID, "IN_PROGRESS")])
+
+        frame = await next_frame(ws)
+    assert (frame["type"], frame["id"], "errors" in frame["payload"]) == ("next", "s1", False)
+    assert CASE_ID in orjson.dumps(frame["payload"]["data"]).decode()
+
+
+async def test_a_subscription_without_a_token_never_gets_past_connection_init(client: TestClient) -> None:
+    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {}})
+        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": sample(
+            "Subscription.caseStatusChanged")[0]}})
+
+        message = await ws.receive(timeout=5)
+
+    assert (message.type, ws.close_code) == (WSMsgType.CLOSE, 4403)
+
+
+def test_the_samples_cover_exactly_the_policy() -> None:
+    """A sample for a root field the policy no longer has would test nothing."""
+    assert set(SAMPLES) == set(OPERATION_POLICY)
+    assert set(QUERY_PATHS) == {key.split(".")[0] for key in FIELD_POLICY}
