@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -25,8 +26,8 @@ def _record_applied(pipeline: EventPipeline, monkeypatch: pytest.MonkeyPatch) ->
     applied: set[str] = set()
     ingest = pipeline.ingest
 
-    async def recording_ingest(events: Sequence[CaseEvent]) -> list[IngestResult]:
-        results = await ingest(events)
+    async def recording_ingest(events: Sequence[CaseEvent], **options: Any) -> list[IngestResult]:
+        results = await ingest(events, **options)
         applied.update(r.event_id for r in results if r.status is IngestStatus.APPLIED)
         return results
 
@@ -53,14 +54,15 @@ async def test_two_instances_split_the_partitions_and_apply_each_event_exactly_o
     # when events for cases on every partition arrive
     assert await probe.produce_events(topics.events, interleave(streams.values())) == {0, 1, 2}
 
-    # then every case holds each of its events once
+    # then every case holds each of its events once, and all offsets are committed
     await wait_for_versions(services_of(first), {case_id: 4 for case_id in CASES})
     await assert_applied_once(services_of(second), streams)
-    # and each event was applied by exactly one instance, both did a share, and all offsets are committed
+    # (a batch is committed after its ingest call has returned, so both records are complete from here on)
+    await wait_for(lambda: probe.fully_committed(topics.group, topics.events), "offsets committed to the end")
+    # and each event was applied by exactly one instance, and both did a share
     every_event = {event["id"] for stream in streams.values() for event in stream}
     assert (applied_by_first | applied_by_second, applied_by_first & applied_by_second) == (every_event, set())
     assert applied_by_first and applied_by_second
-    await wait_for(lambda: probe.fully_committed(topics.group, topics.events), "offsets committed to the end")
 
 
 async def _assignments(*clients: TestClient) -> tuple[set[int], ...]:
