@@ -151,7 +151,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     return Services(
         settings=settings, cases=cases, events=events, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, publisher, audit),
-        dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database)),
+        dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database, cipher)),
         verifier=TokenVerifier(settings),
     )
 

@@ -34,12 +34,14 @@ class StoreDeadLetters:
 
     async def record(self, payload: Any, reason: str, *, origin: str,
                      headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None:
-        await self._store.add({
-            "reason": reason, "origin": origin, "key": key, "payload": _as_bytes(payload),
-            "headers": [[name, value] for name, value in headers],
-        })
+        await self._store.add(payload=_as_bytes(payload), reason=reason, origin=origin, key=key,
+                              headers=[[name, value] for name, value in headers])
         DEAD_LETTERED.labels(origin).inc()
         log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})
+
+    async def latest(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters, payloads opened, for an operator's inspection."""
+        return await self._store.latest(limit)
 
 
 class ProducerHolder(Protocol):

@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
+from errors import DomainError
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
 
 _DENIALS = {"FORBIDDEN", "UNAUTHENTICATED", "QUERY_TOO_COMPLEX"}
@@ -66,11 +67,29 @@ def _outcome(errors: list[GraphQLError] | None) -> str:
     if not errors:
         return "ok"
     codes = {(e.extensions or {}).get("code") for e in errors}
+    # Before ErrorCodes has run (stream results), the domain error itself tells a refusal.
+    codes |= {e.original_error.code for e in errors if isinstance(e.original_error, DomainError)}
     return "denied" if codes & _DENIALS else "error"
 
 
 class AuditOperation(SchemaExtension):
-    """One append-only record per query or mutation; if it cannot be written, the caller gets no data."""
+    """One append-only record per query or mutation; if it cannot be written, the caller gets no data.
+
+    Subscription pushes are audited one by one where they are produced; here a subscription leaves a record
+    only when it is refused or fails, so an attempt to watch what one may not see is on record too.
+    """
+
+    _subscription_recorded = False
+
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:  # type: ignore[override]
+        errors = getattr(result, "errors", None)
+        execution = self.execution_context
+        if errors and not self._subscription_recorded:
+            self._subscription_recorded = True
+            _, roots = _root_fields(execution.graphql_document)
+            await record_operation(execution.context, action="READ", outcome=_outcome(errors),
+                                   operation=execution.operation_name or ",".join(sorted(roots)) or None)
+        yield
 
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
         yield

@@ -10,7 +10,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import Info
 
-from access.guards import attach_policy
+from access.guards import attach_policy, federation_guard
 from errors import Unauthenticated
 from resolvers import audit as audit_rules
 from resolvers import cases as case_rules
@@ -20,7 +20,7 @@ from schema.audit import AuditOperation, AuditRecord
 from schema.cases import Case, CaseFilter, CaseOrderInput, Participant, cases_connection
 from schema.connections import Connection, connection_from_page
 from schema.customers import Customer
-from schema.errors import error_codes
+from schema.errors import error_codes, log_errors
 from schema.limits import QueryLimits, limit_extensions
 from schema.principal import Principal
 from schema.events import CaseEventInput, PublishResult, PublishStatus
@@ -101,17 +101,22 @@ class FreshPerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
+class CaseRepositorySchema(strawberry.federation.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        log_errors(errors)
+
+
 def build_schema(*, expose_internal_errors: bool = True, introspection: bool = True,
-                 limits: QueryLimits | None = None) -> strawberry.federation.Schema:
+                 limits: QueryLimits | None = None) -> CaseRepositorySchema:
     attach_policy(root_types=[Query, Mutation, Subscription], data_types=[Customer, Participant])
-    return strawberry.federation.Schema(
+    return CaseRepositorySchema(
         query=Query, mutation=Mutation, subscription=Subscription, types=[Task],
         federation_version="2.5",
         extensions=[
             lambda: ParserCacheWithErrors(maxsize=512), lambda: ValidationCache(maxsize=512),
             *limit_extensions(limits or QueryLimits(), introspection=introspection),
             # Audit wraps the error codes, so the record sees the final code of every error.
-            AuditOperation, error_codes(expose_internal_errors),
+            federation_guard(introspection), AuditOperation, error_codes(expose_internal_errors),
         ],
         execution_context_class=FreshPerEventExecutor,
     )

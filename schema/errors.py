@@ -20,7 +20,7 @@ def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     original = error.original_error
     if "code" in extensions:
         return error
-    if isinstance(original, DomainError):
+    if isinstance(original, DomainError) and original.code != "INTERNAL":
         extensions["code"] = original.code
         message = error.message
     elif original is None or isinstance(original, GraphQLError):
@@ -29,12 +29,27 @@ def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
         message = error.message
     else:
         correlation_id = uuid.uuid4().hex
+        # The exception, not the request: documents and variables may hold personal data.
         log.error("unexpected error in resolver", exc_info=original,
                   extra={"correlation_id": correlation_id, "path": error.path})
         extensions.update(code="INTERNAL", correlationId=correlation_id)
         message = error.message if expose_internal else f"Internal error (correlation id {correlation_id})"
     return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                         path=error.path, original_error=original, extensions=extensions)
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """Replaces Strawberry's error log, which quotes the request's source lines (PESELs in arguments, ...).
+
+    A refusal is logged by kind and path only; an unexpected error is logged once by `classify`, with its
+    correlation id.
+    """
+    for error in errors:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            log.info("request refused: invalid document or variables", extra={"path": error.path})
+        elif isinstance(original, DomainError) and original.code != "INTERNAL":
+            log.info("request refused", extra={"code": original.code, "path": error.path})
 
 
 class ErrorCodes(SchemaExtension):

@@ -74,7 +74,7 @@ async def test_a_malformed_event_is_refused_with_its_reason_and_dead_lettered(
         assert updates.empty()
 
     # And the event is a dead letter with that reason, and nothing else changed
-    [letter] = await database.collection("dead_letters").find({}, {"_id": 0, "at": 0}).to_list(None)
+    [letter] = await services.dead_letters.latest()
     assert letter["reason"] == error["message"].removeprefix("event bad-1: ")
     assert letter["origin"] == "graphql"
     assert orjson.loads(letter["payload"])["id"] == "bad-1"

@@ -163,9 +163,6 @@ async def test_an_invalid_pesel_in_case_created_is_refused_and_dead_lettered(
     assert [(letter["origin"], problem in letter["reason"]) for letter in letters] == [("graphql", True)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "consumers/dead_letters.py StoreDeadLetters.record stores the refused CloudEvent as plain JSON bytes "
-    "(payload=_as_bytes(envelope)), so the `dead_letters` collection keeps every PESEL and phone of it in clear"))
 async def test_a_dead_lettered_event_keeps_no_pesel_or_phone_in_clear(
     client: TestClient, database: Database,
 ) -> None:
@@ -185,10 +182,6 @@ async def test_a_dead_lettered_event_keeps_no_pesel_or_phone_in_clear(
 
 # --- logs are at rest too ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Strawberry's default Schema.process_errors logs every resolver error (FORBIDDEN and UNAUTHENTICATED too) "
-    "with str(GraphQLError), which quotes the request's source line: a refused `customerByPesel(pesel: \"...\")` "
-    "writes the PESEL to the log in clear (schema/build.py builds the schema without overriding process_errors)"))
 async def test_a_refused_search_by_pesel_keeps_the_pesel_out_of_the_log(
     client: TestClient, services: Services, caplog: pytest.LogCaptureFixture,
 ) -> None:

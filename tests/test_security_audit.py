@@ -125,9 +125,6 @@ async def test_a_forbidden_attempt_is_on_record_as_denied(
                        "changes": []}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "schema/audit.py AuditOperation.on_operation returns early for every subscription ('subscriptions audit each "
-    "push themselves'), so a subscription refused with FORBIDDEN never pushes and is never recorded"))
 async def test_a_refused_subscription_is_on_record_as_denied(client: TestClient) -> None:
     intruder = bearer(roles=("auditor",), username="nosy.auditor")
     actor = await subject_of(client, intruder)

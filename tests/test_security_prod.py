@@ -213,10 +213,6 @@ async def test_in_prod_an_unexpected_error_is_internal_with_a_correlation_id_and
     assert logged.exc_info is not None and "hunter2" in str(logged.exc_info[1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "schema/errors.py classify() passes every DomainError's message through, also those whose code is "
-    "INTERNAL (SealedValueError, StoreUnavailable): in prod the client reads 'cases/CASE-2/customer.pesel: sealed "
-    "value does not authenticate (altered or moved)' instead of a correlation id"))
 async def test_in_prod_a_value_that_fails_to_decrypt_is_internal_without_the_store_path(
     client: TestClient, services: Services, database: Database,
 ) -> None:
