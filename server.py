@@ -167,6 +167,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     """The aiohttp app; tests pass their own settings and, if they like, their own database."""
     if not settings.is_dev:
         check_startup(settings)
+    owns_database = database is None
     database = database or connect(settings.mongodb_uri, settings.mongodb_database)
     kafka = KafkaClients(settings) if settings.kafka_enabled else None
     services = build_services(settings, database, kafka)
@@ -195,7 +196,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         if kafka is not None:
             await kafka.stop()
         await services.verifier.close()
-        database.close()
+        if owns_database:  # a database handed in (tests sharing one) is closed by whoever made it
+            database.close()
         log.info("case repository stopped")
 
     schema = build_schema(expose_internal_errors=settings.is_dev, introspection=settings.introspection_enabled)

@@ -44,6 +44,10 @@ class JwksKeys:
         self._refetched_at: float | None = None
         self._fetch: asyncio.Task[None] | None = None
 
+    def holds(self, kid: str) -> bool:
+        """Whether the key set as last fetched still has this key (no fetch)."""
+        return kid in self._keys
+
     @property
     def loaded(self) -> bool:
         """True once a fetch succeeded (readiness can report it)."""

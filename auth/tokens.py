@@ -8,6 +8,9 @@ failed check but never echo the token or its claims.
 """
 from __future__ import annotations
 
+import re
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +25,9 @@ DEV_ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30  # clock skew between Keycloak and us
 # Keycloak tokens with many groups reach a few kB; anything far bigger is not a token we issue.
 MAX_TOKEN_LENGTH = 16_384
+REMEMBER_SECONDS = 60.0
+REMEMBER_MAX_TOKENS = 10_000
+_WHITESPACE = re.compile(r"\s")
 
 _CLAIM_ERRORS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
     (jwt.ExpiredSignatureError, "expired"),
@@ -39,7 +45,7 @@ def bearer_token(authorization_header: str | None) -> str | None:
         return None
     scheme, _, token = authorization_header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(ch.isspace() for ch in token):
+    if scheme.lower() != "bearer" or not token or _WHITESPACE.search(token) is not None:
         return None
     return token
 
@@ -62,6 +68,9 @@ class TokenVerifier:
         if jwks is None and settings.auth_jwks_url:
             jwks = JwksKeys(settings.auth_jwks_url)
         self._jwks = jwks
+        # token -> (principal, monotonic deadline): a dashboard sends the same token on every request, and
+        # checking its signature is most of what security costs a cached read (bench R2).
+        self._verified: OrderedDict[str, tuple[Principal, float, str | None]] = OrderedDict()
 
     @property
     def ready(self) -> bool:
@@ -79,9 +88,23 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """Check the token and return its principal; raise Unauthenticated saying which check failed."""
-        algorithm, key = await self._key_for(_header(token))
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, deadline, kid = remembered
+            key_still_published = kid is None or (self._jwks is not None and self._jwks.holds(kid))
+            if time.monotonic() < deadline and not principal.is_expired() and key_still_published:
+                return principal
+            del self._verified[token]
+        header = _header(token)
+        algorithm, key = await self._key_for(header)
         claims = self._decode(token, key, algorithm)
-        return principal_from_claims(claims, self._settings.auth_audience)
+        principal = principal_from_claims(claims, self._settings.auth_audience)
+        # Forgotten when its signing key leaves the key set, and re-checked at least every REMEMBER_SECONDS.
+        kid = header.get("kid") if algorithm != DEV_ALGORITHM else None
+        self._verified[token] = (principal, time.monotonic() + REMEMBER_SECONDS, kid)
+        if len(self._verified) > REMEMBER_MAX_TOKENS:
+            self._verified.popitem(last=False)
+        return principal
 
     async def _key_for(self, header: Mapping[str, Any]) -> tuple[str, Any]:
         algorithm = header.get("alg")
