@@ -11,7 +11,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
@@ -62,6 +62,8 @@ class _Round:
     unchanged: list[dict[str, Any]]
     to_park: list[CaseEvent]
     applied: list[CaseEvent]
+    # Already in the case: journaled again, as a crash after the case write may have skipped the journal.
+    redelivered: list[CaseEvent] = field(default_factory=list)
 
 
 def _case_changes(batch: _Round, conflicted: set[str]) -> list[dict[str, Any]]:
@@ -158,7 +160,7 @@ class EventPipeline:
         # A case created by someone else while we parked would never pick these up: apply them now.
         created_meanwhile = (set(await self._cases.get_many({e.case_id for e in to_park}, scope=EVERYTHING))
                             if to_park else set())
-        await self._events.record_applied([_journal_record(e) for e in applied])
+        await self._events.record_applied([_journal_record(e) for e in applied + batch.redelivered])
         changes.extend(_case_changes(batch, conflicted))
         await self._publisher.publish(
             [StateChange(w.case, batch.previous_status[w.case["_id"]])
@@ -200,6 +202,7 @@ class EventPipeline:
             if event.id in seen:
                 if event.id not in parked_ids:
                     duplicated = True
+                    batch.redelivered.append(event)
                     # setdefault: the first copy of an id in this batch keeps its APPLIED.
                     batch.results.setdefault(event.id, IngestResult(event.id, case_id, IngestStatus.DUPLICATE))
                 continue

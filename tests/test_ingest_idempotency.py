@@ -111,3 +111,29 @@ async def test_the_case_created_event_itself_is_a_duplicate_not_a_conflict(servi
     assert again == {"data": {"publishCaseEvent": {"eventId": "CASE-1-e001", "status": "DUPLICATE"}}}
     assert result.status is STATUS.DUPLICATE
     assert (await stored_case(services.cases, "CASE-1"))["version"] == 1
+
+
+async def test_a_redelivery_after_a_crash_between_case_write_and_journal_completes_the_journal(
+    services, database, monkeypatch,
+) -> None:
+    """The case has the event but the journal does not: the redelivery is a duplicate and is journaled."""
+    from tests.factories import created as created_event
+
+    first = created_event("CASE-J")
+    real_record = services.events.record_applied
+
+    async def crash(records):
+        raise ConnectionError("process died after the case write")
+
+    monkeypatch.setattr(services.events, "record_applied", crash)
+    try:
+        await services.pipeline.ingest([first])
+    except ConnectionError:
+        pass
+    monkeypatch.setattr(services.events, "record_applied", real_record)
+
+    [result] = await services.pipeline.ingest([first])
+
+    assert result.status.value == "DUPLICATE"
+    journal = await database.collection("events").find({"_id": first.id}, {"status": 1, "caseId": 1}).to_list(None)
+    assert journal == [{"_id": first.id, "status": "APPLIED", "caseId": "CASE-J"}]
