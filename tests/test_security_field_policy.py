@@ -3,6 +3,8 @@
 Every "Type.field" of FIELD_POLICY is read by every role of ROLES through every channel, and must come back
 full, masked or FORBIDDEN exactly as FieldRule.access says; every root field of OPERATION_POLICY is called by
 every role it does not list (FORBIDDEN), by anonymous (UNAUTHENTICATED) and by the roles it lists (served).
+SYSTEM_CLIENTS means client-credentials tokens whatever their roles, and anyone while introspection is on: its
+rows run with introspection off (as prod does), and a separate test opens them with introspection on (dev).
 A new policy entry is covered without touching this file, or fails here until it gets a query path or sample.
 """
 from __future__ import annotations
@@ -18,7 +20,10 @@ import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
-from access.policy import ANY_AUTHENTICATED, CASE_READERS, CHANNELS, FIELD_POLICY, OPERATION_POLICY, ROLES, Access
+from access.guards import FEDERATION_FIELDS
+from access.policy import (
+    ANY_AUTHENTICATED, CASE_READERS, CHANNELS, FIELD_POLICY, OPERATION_POLICY, ROLES, SYSTEM_CLIENTS, Access,
+)
 from auth.dev_tokens import Persona, persona_claims
 from context import Services
 from settings import DEV_AUTH_SECRET, Settings
@@ -32,6 +37,12 @@ EVENT = case_created_data(
 )
 # Where each type of FIELD_POLICY sits under `case`, and where its value sits in the case.created data.
 QUERY_PATHS = {"Customer": "customer", "Participant": "participants"}
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Dev settings; a test parametrized indirectly with `settings=False` runs with introspection off (as prod)."""
+    return Settings(demo_data=False, graphql_introspection=getattr(request, "param", None))
 
 
 def stored_value(type_name: str, field: str) -> str:
@@ -110,8 +121,8 @@ CUSTOMER_ROOTS = {
 
 
 def may_call(root: str, roles: frozenset[str]) -> bool:
-    allowed = OPERATION_POLICY.get(f"Query.{root}")
-    return allowed is None or allowed is ANY_AUTHENTICATED or bool(roles & allowed)  # _entities has no guard
+    allowed = OPERATION_POLICY[f"Query.{root}"]
+    return allowed is ANY_AUTHENTICATED or bool(roles & allowed)
 
 
 def customer_root_matrix() -> list[Any]:
@@ -176,29 +187,27 @@ def panel_token(case_id: str, participant_id: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {jwt.encode(claims, DEV_AUTH_SECRET, algorithm='HS256')}"}
 
 
-@pytest.mark.parametrize("key", list(FIELD_POLICY))
-async def test_a_panel_participant_reaching_its_case_through_entities_gets_sensitive_fields_as_the_policy_says(
-    client: TestClient, services: Services, key: str,
+async def test_a_panel_participant_cannot_reach_even_its_own_case_through_entities(
+    client: TestClient, services: Services, database: Database,
 ) -> None:
-    """`_entities` has no operation guard: the field guards alone decide, for a principal without roles."""
-    rule = FIELD_POLICY[key]
-    type_name, field = key.split(".")
-    plain = stored_value(type_name, field)
+    """A panel token has no roles, so `_entities` (CASE_READERS) refuses the whole operation before any field."""
     await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+    selection = " ".join(f"{QUERY_PATHS[key.split('.')[0]]} {{ {key.split('.')[1]} }}" for key in FIELD_POLICY)
     query = (f'{{ _entities(representations: [{{__typename: "Case", id: "{CASE_ID}"}}]) '
-             f'{{ ... on Case {{ id {QUERY_PATHS[type_name]} {{ {field} }} }} }} }}')
+             f'{{ ... on Case {{ id title {selection} }} }} }}')
 
     response = await client.post("/graphql", json={"query": query}, headers=panel_token(CASE_ID, "P-1"))
 
     body, text = await response.json(), await response.text()
-    access = rule.access(frozenset(), "PANEL")
-    if access is Access.DENIED:
-        assert body["data"] == {"_entities": [shown(key, None)]}
-        assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert body == {"data": None, "errors": [
+        {"message": "_entities is not available to this caller", "extensions": {"code": "FORBIDDEN"}}]}
+    for key, rule in FIELD_POLICY.items():
+        plain = stored_value(*key.split("."))
         assert plain not in text and rule.mask(plain) not in text
-    else:
-        expected = plain if access is Access.FULL else rule.mask(plain)
-        assert body == {"data": {"_entities": [shown(key, expected)]}}
+    assert "Mortgage for a flat" not in text
+    record = await last_audit_record(database)
+    assert (record["operation"], record["caseIds"], record["customerIds"], record["fields"], record["outcome"]) == (
+        "_entities", [], [], [], "denied")
 
 
 def channel_spoofs() -> list[Any]:
@@ -253,6 +262,9 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Query.customer": ('{ customer(id: "CUST-1") { id name pesel } }', {}),
     "Query.customerByPesel": ('{ customerByPesel(pesel: "85031207819") { id name } }', {}),
     "Query.auditTrail": ("{ auditTrail { edges { node { id actor caseIds } } } }", {}),
+    "Query._entities": ('{ _entities(representations: [{__typename: "Case", id: "CASE-1"}]) '
+                        '{ ... on Case { id title customer { pesel } } } }', {}),
+    "Query._service": ("{ _service { sdl } }", {}),
     "Mutation.publishCaseEvent": ("mutation ($event: CaseEventInput!) { publishCaseEvent(event: $event) { status } }",
                                   {"event": publish_input(PUBLISHED_EVENT)}),
     "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
@@ -268,15 +280,39 @@ def sample(key: str) -> tuple[str, dict[str, Any]]:
     return SAMPLES[key]
 
 
+def introspection(key: str) -> bool | None:
+    """The `settings` parameter of a row: SYSTEM_CLIENTS rows run with introspection off, the rest as dev."""
+    return False if OPERATION_POLICY[key] == SYSTEM_CLIENTS else None
+
+
+def row(key: str, role: str | None, label: str) -> Any:
+    off = introspection(key) is False
+    return pytest.param(key, role, introspection(key), id=f"{key}-{label}{' (introspection off)' if off else ''}")
+
+
 def refused_roles() -> list[Any]:
-    return [pytest.param(key, role, id=f"{key}-{role}") for key, allowed in OPERATION_POLICY.items()
+    return [row(key, role, role) for key, allowed in OPERATION_POLICY.items()
             if allowed is not ANY_AUTHENTICATED for role in ROLES if role not in allowed]
 
 
 def allowed_roles() -> list[Any]:
     # "*" = any signed-in caller: a token without any role is the one to prove it.
-    return [pytest.param(key, role, id=f"{key}-{role or 'no roles'}") for key, allowed in OPERATION_POLICY.items()
-            for role in sorted(allowed - ANY_AUTHENTICATED) or [None]]
+    # SYSTEM_CLIENTS = a client-credentials token: one without any role proves "whatever their roles".
+    return [row(key, role, "system client" if allowed == SYSTEM_CLIENTS else role or "no roles")
+            for key, allowed in OPERATION_POLICY.items() for role in sorted(allowed - ANY_AUTHENTICATED) or [None]]
+
+
+def caller(role: str | None) -> dict[str, str]:
+    """The token of a matrix row: a system client for the SYSTEM_CLIENTS sentinel, else an employee."""
+    if role is not None and frozenset({role}) == SYSTEM_CLIENTS:
+        return bearer(roles=(), system=True, username="api-gateway")
+    return bearer(roles=(role,) if role else ())
+
+
+def refusal(key: str, code: str) -> dict[str, Any]:
+    """What FederationGuard answers for a generated root field: the whole operation refused, no data."""
+    return {"data": None, "errors": [{"message": f"{root_name(key)} is not available to this caller",
+                                      "extensions": {"code": code}}]}
 
 
 def http_keys(params: list[Any]) -> list[Any]:
@@ -307,7 +343,7 @@ def root_name(key: str) -> str:
     return key.split(".")[1]
 
 
-@pytest.mark.parametrize(("key", "role"), http_keys(refused_roles()))
+@pytest.mark.parametrize(("key", "role", "settings"), http_keys(refused_roles()), indirect=["settings"])
 async def test_a_root_field_is_forbidden_to_a_role_the_policy_does_not_list(
     client: TestClient, services: Services, database: Database, key: str, role: str,
 ) -> None:
@@ -315,14 +351,19 @@ async def test_a_root_field_is_forbidden_to_a_role_the_policy_does_not_list(
 
     body, text = await call(client, key, bearer(roles=(role,)))
 
-    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [([root_name(key)], "FORBIDDEN")]
-    assert body["data"] in (None, {root_name(key): None})
-    for secret in ("85031207819", "90072412344", "Mortgage for a flat", "Anna Kowalska"):
+    if key in FEDERATION_FIELDS:
+        assert body == refusal(key, "FORBIDDEN")
+    else:
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [([root_name(key)], "FORBIDDEN")]
+        assert body["data"] in (None, {root_name(key): None})
+    for secret in ("85031207819", "90072412344", "Mortgage for a flat", "Anna Kowalska", "type Query"):
         assert secret not in text
     await nothing_published(services, database)
 
 
-@pytest.mark.parametrize("key", [k for k in OPERATION_POLICY if not k.startswith("Subscription.")])
+@pytest.mark.parametrize(("key", "settings"), [
+    pytest.param(k, introspection(k), id=k + (" (introspection off)" if introspection(k) is False else ""))
+    for k in OPERATION_POLICY if not k.startswith("Subscription.")], indirect=["settings"])
 async def test_a_root_field_is_unauthenticated_for_an_anonymous_caller(
     client: TestClient, services: Services, database: Database, key: str,
 ) -> None:
@@ -330,25 +371,51 @@ async def test_a_root_field_is_unauthenticated_for_an_anonymous_caller(
 
     body, text = await call(client, key, {})
 
-    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [([root_name(key)], "UNAUTHENTICATED")]
-    assert body["data"] in (None, {root_name(key): None})
-    assert "85031207819" not in text and "Mortgage for a flat" not in text
+    if key in FEDERATION_FIELDS:
+        assert body == refusal(key, "UNAUTHENTICATED")
+    else:
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+            ([root_name(key)], "UNAUTHENTICATED")]
+        assert body["data"] in (None, {root_name(key): None})
+    assert "85031207819" not in text and "Mortgage for a flat" not in text and "type Query" not in text
     await nothing_published(services, database)
 
 
-@pytest.mark.parametrize(("key", "role"), http_keys(allowed_roles()))
+def rows_of(key: str, data: dict[str, Any]) -> bool:
+    """Whether the served sample showed a row (an `_entities` list holds None for a case out of scope)."""
+    value = data[root_name(key)]
+    return value != [None] if key == "Query._entities" else value is not None
+
+
+@pytest.mark.parametrize(("key", "role", "settings"), http_keys(allowed_roles()), indirect=["settings"])
 async def test_a_root_field_serves_a_role_the_policy_lists(
     client: TestClient, services: Services, key: str, role: str | None,
 ) -> None:
     """The control: the same sample operations are refused only for the roles above."""
     await seeded(services)
 
-    body, _ = await call(client, key, bearer(roles=(role,) if role else ()))
+    body, _ = await call(client, key, caller(role))
 
     assert "errors" not in body, body
     # A role that reads no cases may call a case query, but its row scope is empty.
     reads_rows = key not in CASE_ROOTS or role in CASE_READERS
-    assert (body["data"][root_name(key)] is not None) is reads_rows
+    assert rows_of(key, body["data"]) is reads_rows
+
+
+@pytest.mark.parametrize(("key", "role"), [
+    pytest.param(key, role, id=f"{key}-{role or 'anonymous'}")
+    for key, allowed in OPERATION_POLICY.items() if allowed == SYSTEM_CLIENTS for role in (None, *ROLES)])
+async def test_a_system_clients_root_field_is_served_to_anyone_while_introspection_is_on(
+    client: TestClient, services: Services, settings: Settings, key: str, role: str | None,
+) -> None:
+    """Dev (introspection on): the sentinel opens up, as the schema itself is open through __schema there."""
+    await seeded(services)
+
+    body, _ = await call(client, key, bearer(roles=(role,)) if role else {})
+
+    assert settings.introspection_enabled
+    assert "errors" not in body, body
+    assert rows_of(key, body["data"])
 
 
 # --- subscriptions: the same policy over graphql-transport-ws ------------------------------------------------
@@ -391,7 +458,7 @@ async def next_frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
     return orjson.loads(message.data)
 
 
-@pytest.mark.parametrize(("key", "role"), ws_keys(refused_roles()))
+@pytest.mark.parametrize(("key", "role", "settings"), ws_keys(refused_roles()), indirect=["settings"])
 async def test_a_subscription_is_refused_to_a_role_the_policy_does_not_list(
     client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, key: str, role: str,
 ) -> None:
@@ -409,14 +476,14 @@ async def test_a_subscription_is_refused_to_a_role_the_policy_does_not_list(
         assert watch.active == 0  # never attached to the live feed
 
 
-@pytest.mark.parametrize(("key", "role"), ws_keys(allowed_roles()))
+@pytest.mark.parametrize(("key", "role", "settings"), ws_keys(allowed_roles()), indirect=["settings"])
 async def test_a_subscription_serves_a_role_the_policy_lists(
     client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, key: str, role: str,
 ) -> None:
     await seeded(services)
     watch = BusWatch(services, monkeypatch)
     query, variables = sample(key)
-    async with signed_in_socket(client, bearer(roles=(role,))) as ws:
+    async with signed_in_socket(client, caller(role)) as ws:
         await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
         await watch.until_active(1)
 
@@ -425,6 +492,24 @@ async def test_a_subscription_serves_a_role_the_policy_lists(
         frame = await next_frame(ws)
     assert (frame["type"], frame["id"], "errors" in frame["payload"]) == ("next", "s1", False)
     assert CASE_ID in orjson.dumps(frame["payload"]["data"]).decode()
+
+
+@pytest.mark.parametrize(("key", "role", "settings"), [
+    next(p for p in refused_roles() if p.values[0] == key) for key in sorted(FEDERATION_FIELDS)],
+    indirect=["settings"])
+async def test_a_federation_field_sent_as_a_query_over_the_websocket_is_refused_too(
+    client: TestClient, services: Services, key: str, role: str,
+) -> None:
+    """graphql-transport-ws also carries queries: the federation guard sits on execution, not on the HTTP view."""
+    await seeded(services)
+    query, variables = sample(key)
+    async with signed_in_socket(client, bearer(roles=(role,))) as ws:
+        await ws.send_json({"id": "q1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
+
+        frames = [await next_frame(ws), await next_frame(ws)]
+
+    assert frames == [{"id": "q1", "type": "next", "payload": refusal(key, "FORBIDDEN")},
+                      {"id": "q1", "type": "complete"}]
 
 
 async def test_a_subscription_without_a_token_never_gets_past_connection_init(client: TestClient) -> None:

@@ -4,7 +4,9 @@ Paths: `case(id)`, `cases` (list, filters, totalCount), the customer 360 (`custo
 timeline and the customer's own description), `customerByPesel`, federation `_entities` (Case, Customer, Task)
 and the live feeds (`caseUpdated`, `caseStatusChanged`). Scopes: the token's branch, restricted cases
 (RESTRICTED_CASE_ROLES) and case types (CASE_TYPE_POLICY), all generated from access/policy.py.
-Each refusal is "as if it did not exist": null / absent / not counted, never an error that confirms it.
+Each refusal of a row is "as if it did not exist": null / absent / not counted, never an error that confirms it.
+A caller whose roles may not use a root field at all (`_entities` without a case-reading role) gets the error of
+the operation policy, the same whether the ids it names exist or not.
 """
 from __future__ import annotations
 
@@ -262,17 +264,49 @@ async def test_an_entity_customer_shows_only_what_visible_cases_say_about_them(
     assert_mentions_none_of(text, "Wiśniewska")
 
 
-@pytest.mark.parametrize("role", sorted(set(ROLES) - CASE_READERS))
-async def test_a_role_that_reads_no_cases_gets_no_entity_either(
-    client: TestClient, services: Services, role: str,
+ENTITIES_REFUSED = {"data": None, "errors": [
+    {"message": "_entities is not available to this caller", "extensions": {"code": "FORBIDDEN"}}]}
+
+
+@pytest.mark.parametrize("role", sorted(set(ROLES) - OPERATION_POLICY["Query._entities"]))
+async def test_a_role_that_reads_no_cases_is_refused_entities_whether_they_exist_or_not(
+    client: TestClient, services: Services, database: Database, role: str,
+) -> None:
+    await seed(services)
+    caller = bearer(roles=(role,))
+
+    body, text = await gql(client, ENTITIES, caller, {"representations": [
+        {"__typename": "Case", "id": "CASE-KRK"}, {"__typename": "Customer", "id": "CUST-1"},
+        {"__typename": "Task", "id": "T-KRK"}]})
+    nobody, _ = await gql(client, ENTITIES, caller, {"representations": [
+        {"__typename": "Case", "id": "CASE-NOBODY-HAS"}, {"__typename": "Customer", "id": "CUST-NOBODY"},
+        {"__typename": "Task", "id": "T-NOBODY"}]})
+
+    assert body == nobody == ENTITIES_REFUSED
+    assert_mentions_none_of(text, "Kraków", "Anna Kowalska", KRK_PESEL, "Task T-KRK")
+    records = await database.collection("audit").find({"operation": "_entities"}).sort([("_id", 1)]).to_list(None)
+    assert [(r["outcome"], r["caseIds"], r["customerIds"], r["fields"]) for r in records] == [
+        ("denied", [], [], [])] * 2
+
+
+@pytest.mark.parametrize("query", [
+    """query ($representations: [_Any!]!) { ... on Query { _entities(representations: $representations) {
+         ... on Case { id title customer { pesel } } } } }""",
+    """query ($representations: [_Any!]!) { ...Entities }
+       fragment Entities on Query { _entities(representations: $representations) { ... on Case { id title } } }""",
+    """query ($representations: [_Any!]!) { me { id } ... on Query { ...Entities } }
+       fragment Entities on Query { found: _entities(representations: $representations) { ... on Case { id } } }""",
+], ids=["inline fragment on Query", "fragment spread", "aliased, in a spread inside an inline fragment"])
+async def test_fragments_at_the_root_do_not_get_a_non_reader_to_entities(
+    client: TestClient, services: Services, query: str,
 ) -> None:
     await seed(services)
 
-    body, _ = await gql(client, ENTITIES, bearer(roles=(role,)), {"representations": [
-        {"__typename": "Case", "id": "CASE-KRK"}, {"__typename": "Customer", "id": "CUST-1"},
-        {"__typename": "Task", "id": "T-KRK"}]})
+    body, text = await gql(client, query, bearer(roles=("auditor",)),
+                           {"representations": [{"__typename": "Case", "id": "CASE-KRK"}]})
 
-    assert body == {"data": {"_entities": [None, None, None]}}
+    assert body == ENTITIES_REFUSED
+    assert_mentions_none_of(text, "CASE-KRK", "Kraków", KRK_PESEL)
 
 
 # --- restricted cases and case types: generated from the policy ------------------------------------------------

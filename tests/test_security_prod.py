@@ -1,5 +1,6 @@
-"""APP_ENV=prod: refuses to start on development defaults; once started, no dev tokens, no introspection, and
-no internal detail in an error (only a correlation id that is in the log).
+"""APP_ENV=prod: refuses to start on development defaults; once started, no dev tokens, no introspection (the
+federation SDL only to client-credentials tokens), and no internal detail in an error (only a correlation id that
+is in the log).
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from access.policy import ROLES
 from auth.dev_tokens import mint_dev_token, persona_claims, PERSONAS_BY_NAME
 from context import Services
+from schema.build import build_schema
 from server import create_app
 from settings import DEV_AUTH_SECRET, DEV_ENCRYPTION_KEY, Settings
 from stores.database import Database
@@ -59,16 +62,27 @@ def settings(jwks_url: str) -> Settings:
     return prod_settings(jwks_url)
 
 
-def employee_token(**overrides: Any) -> dict[str, str]:
+def signed_by_the_idp(claims: dict[str, Any]) -> dict[str, str]:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "prod-advisor", "iat": now, "exp": now + 300,
-              "preferred_username": "anna.nowak", "realm_access": {"roles": ["case-reader", "advisor"]},
-              "channel": "BRANCH"} | overrides
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300} | claims
     return {"Authorization": f"Bearer {jwt.encode(claims, IDP_KEY, algorithm='RS256', headers={'kid': KID})}"}
 
 
-async def post(client: TestClient, query: str, headers: dict[str, str]) -> tuple[int, dict[str, Any], str]:
-    response = await client.post("/graphql", json={"query": query}, headers=headers)
+def employee_token(**overrides: Any) -> dict[str, str]:
+    return signed_by_the_idp({"sub": "prod-advisor", "preferred_username": "anna.nowak",
+                              "realm_access": {"roles": ["case-reader", "advisor"]}, "channel": "BRANCH"} | overrides)
+
+
+def system_token(**overrides: Any) -> dict[str, str]:
+    """A Keycloak client-credentials token of the gateway's service account, without any role (None drops a claim)."""
+    claims = {"sub": "svc-api-gateway", "azp": "api-gateway", "client_id": "api-gateway",
+              "preferred_username": "service-account-api-gateway"} | overrides
+    return signed_by_the_idp({name: value for name, value in claims.items() if value is not None})
+
+
+async def post(client: TestClient, query: str, headers: dict[str, str],
+               operation_name: str | None = None) -> tuple[int, dict[str, Any], str]:
+    response = await client.post("/graphql", json={"query": query, "operationName": operation_name}, headers=headers)
     text = await response.text()
     return response.status, orjson.loads(text), text
 
@@ -229,13 +243,80 @@ async def test_in_prod_a_value_that_fails_to_decrypt_is_internal_without_the_sto
     assert "cases/CASE-2" not in text and "sealed" not in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "access/guards.py leaves Query._service (FEDERATION_FIELDS) without any guard and schema/limits.py's "
-    "introspection switch covers only __schema/__type: in prod `{ _service { sdl } }` hands the whole schema "
-    "to an anonymous caller"))
-async def test_in_prod_the_federation_sdl_is_not_served_to_an_anonymous_caller(client: TestClient) -> None:
-    _, body, text = await post(client, "{ _service { sdl } }", {})
+# --- the federation SDL --------------------------------------------------------------------------------------
 
-    assert (body.get("data") or {}).get("_service") is None
-    for schema_name in ("AuditRecord", "customerByPesel", "publishCaseEvent"):
+SDL_QUERY = "{ _service { sdl } }"
+SCHEMA_NAMES = ("AuditRecord", "customerByPesel", "publishCaseEvent", "type Query")
+
+
+def sdl_refused(code: str) -> dict[str, Any]:
+    return {"data": None, "errors": [{"message": "_service is not available to this caller",
+                                      "extensions": {"code": code}}]}
+
+
+def assert_no_schema_in(text: str) -> None:
+    for schema_name in SCHEMA_NAMES:
         assert schema_name not in text
+
+
+async def test_in_prod_the_federation_sdl_is_not_served_to_an_anonymous_caller(client: TestClient) -> None:
+    status, body, text = await post(client, SDL_QUERY, {})
+
+    assert (status, body) == (200, sdl_refused("UNAUTHENTICATED"))
+    assert_no_schema_in(text)
+
+
+@pytest.mark.parametrize("claims", [
+    {},
+    {"realm_access": {"roles": list(ROLES)}},
+    # The policy's sentinel spelled as a role: SYSTEM_CLIENTS is a kind of token, not a role anyone can be given.
+    {"realm_access": {"roles": ["@system"]}, "resource_access": {AUDIENCE: {"roles": ["@system"]}}},
+    # Every user token has an azp; it does not make the user a client.
+    {"azp": "api-gateway"},
+], ids=["advisor", "every role", "@system as a realm and client role", "azp of the gateway"])
+async def test_in_prod_the_federation_sdl_is_refused_to_an_employee_token(
+    client: TestClient, claims: dict[str, Any],
+) -> None:
+    status, body, text = await post(client, SDL_QUERY, employee_token(**claims))
+
+    assert (status, body) == (200, sdl_refused("FORBIDDEN"))
+    assert_no_schema_in(text)
+
+
+@pytest.mark.parametrize("claims", [
+    {},
+    {"client_id": None, "clientId": "api-gateway"},  # older Keycloak
+    {"client_id": None},  # only the service-account username marks it
+], ids=["client_id", "clientId", "service-account username"])
+async def test_in_prod_the_federation_sdl_is_served_to_a_system_client(
+    client: TestClient, claims: dict[str, Any],
+) -> None:
+    status, body, _ = await post(client, SDL_QUERY, system_token(**claims))
+
+    assert (status, body) == (200, {"data": {"_service": {"sdl": build_schema().as_str()}}})
+
+
+FRAGMENTED_SDL_QUERIES = [
+    pytest.param("{ ... on Query { _service { sdl } } }", None, id="inline fragment on Query"),
+    pytest.param("{ ...Sdl } fragment Sdl on Query { _service { sdl } }", None, id="fragment spread"),
+    pytest.param("{ __typename ... on Query { ...Sdl } } fragment Sdl on Query { schema: _service { sdl } }", None,
+                 id="aliased, in a spread inside an inline fragment"),
+    pytest.param("query Harmless { __typename } query Schema { ... { _service { sdl } } }", "Schema",
+                 id="untyped inline fragment in the chosen one of two operations"),
+]
+
+
+@pytest.mark.parametrize(("query", "operation_name"), FRAGMENTED_SDL_QUERIES)
+async def test_in_prod_fragments_at_the_root_do_not_get_around_the_sdl_rule(
+    client: TestClient, query: str, operation_name: str | None,
+) -> None:
+    anonymous = await post(client, query, {}, operation_name)
+    employee = await post(client, query, employee_token(), operation_name)
+    system = await post(client, query, system_token(), operation_name)
+
+    assert anonymous[:2] == (200, sdl_refused("UNAUTHENTICATED"))
+    assert employee[:2] == (200, sdl_refused("FORBIDDEN"))
+    for _, _, text in (anonymous, employee):
+        assert_no_schema_in(text)
+    # The control: the same document is valid and served to the caller the rule admits.
+    assert "errors" not in system[1] and "type Query" in system[2]

@@ -212,16 +212,20 @@ async def test_anonymous_reading_a_case_gets_unauthenticated_and_a_null_case(
 
 
 async def test_anonymous_cannot_read_a_sensitive_field_through_federation(
-    client: TestClient, services: Services,
+    client: TestClient, services: Services, database: Database,
 ) -> None:
-    """`_entities` has no operation guard; the row scope of an anonymous caller must still be empty."""
+    """`_entities` needs a case-reading role: an anonymous caller is refused before any entity is resolved."""
     await seed(services)
 
     response = await client.post("/graphql", json={"query": """
         { _entities(representations: [{__typename: "Case", id: "CASE-1"}, {__typename: "Customer", id: "CUST-1"}])
           { ... on Case { id title customer { pesel } } ... on Customer { id name pesel } } }"""})
 
-    assert await response.json() == {"data": {"_entities": [None, None]}}
+    assert await response.json() == {"data": None, "errors": [
+        {"message": "_entities is not available to this caller", "extensions": {"code": "UNAUTHENTICATED"}}]}
+    assert_leaks_nothing(await response.text())
+    assert [(r["actor"], r["action"], r["operation"], r["outcome"], r["caseIds"], r["customerIds"])
+            for r in await records_after_seed(database)] == [("anonymous", "READ", "_entities", "denied", [], [])]
 
 
 # --- WebSocket -------------------------------------------------------------------------------------------
