@@ -7,10 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from graphql import (
-    DocumentNode, ExecutionResult as GraphQLExecutionResult, FieldNode, FragmentDefinitionNode, GraphQLError,
-    InlineFragmentNode, OperationType, SelectionSetNode, get_operation_ast,
-)
+from graphql import DocumentNode, ExecutionResult as GraphQLExecutionResult, GraphQLError, OperationType
 from strawberry.extensions import SchemaExtension
 
 from strawberry.extensions.field_extension import FieldExtension
@@ -21,6 +18,7 @@ from strawberry.types.base import get_object_definition
 
 from access.policy import ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, SYSTEM_CLIENTS, Access, FieldRule
 from errors import Forbidden, Unauthenticated
+from schema.operations import operation_roots
 
 _NAMES = NameConverter()
 
@@ -110,22 +108,6 @@ def attach_policy(root_types: Iterable[type], data_types: Iterable[type]) -> Non
             field.extensions.append(SensitiveField(key, rule))
 
 
-def _root_field_names(selection_set: SelectionSetNode, fragments: dict[str, FragmentDefinitionNode]) -> set[str]:
-    """Root fields, looking through inline fragments and fragment spreads (`... on Query { _service }`)."""
-    names: set[str] = set()
-    pending, seen = [selection_set], set()
-    while pending:
-        for selection in pending.pop().selections:
-            if isinstance(selection, FieldNode):
-                names.add(selection.name.value)
-            elif isinstance(selection, InlineFragmentNode):
-                pending.append(selection.selection_set)
-            elif selection.name.value in fragments and selection.name.value not in seen:
-                seen.add(selection.name.value)
-                pending.append(fragments[selection.name.value].selection_set)
-    return names
-
-
 class FederationGuard(SchemaExtension):
     """The rules of `_entities` and `_service`, which Federation adds to Query after our guards are attached."""
 
@@ -140,11 +122,9 @@ class FederationGuard(SchemaExtension):
         yield
 
     def _refusal(self, document: DocumentNode | None, operation_name: str | None, context: Any) -> GraphQLError | None:
-        operation = get_operation_ast(document, operation_name) if document else None
-        if operation is None or operation.operation is not OperationType.QUERY:
+        operation, roots = operation_roots(document, operation_name)
+        if operation is not OperationType.QUERY:
             return None
-        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        roots = _root_field_names(operation.selection_set, fragments)
         principal = context.principal
         for key in sorted(FEDERATION_FIELDS):
             name = key.split(".")[1]
@@ -154,7 +134,7 @@ class FederationGuard(SchemaExtension):
             if roles == SYSTEM_CLIENTS:
                 allowed = self.introspection or (principal is not None and principal.kind == "SYSTEM")
             else:
-                allowed = principal is not None and bool(principal.roles & roles)
+                allowed = principal is not None and (roles is ANY_AUTHENTICATED or bool(principal.roles & roles))
             if not allowed:
                 code = "UNAUTHENTICATED" if principal is None else "FORBIDDEN"
                 return GraphQLError(f"{name} is not available to this caller", extensions={"code": code})

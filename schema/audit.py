@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from graphql import GraphQLError, OperationType
 from strawberry.extensions import SchemaExtension
 
 from errors import DomainError
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
+from schema.operations import operation_roots
 
 _DENIALS = {"FORBIDDEN", "UNAUTHENTICATED", "QUERY_TOO_COMPLEX"}
 # Root fields that read nothing of a case or a customer: not worth a record each.
@@ -55,14 +56,6 @@ class AuditRecord:
         )
 
 
-def _root_fields(document: Any) -> tuple[OperationType | None, set[str]]:
-    for definition in getattr(document, "definitions", ()):
-        if isinstance(definition, OperationDefinitionNode):
-            names = {getattr(s, "name", None) and s.name.value for s in definition.selection_set.selections}
-            return definition.operation, {n for n in names if n}
-    return None, set()
-
-
 def _outcome(errors: list[GraphQLError] | None) -> str:
     if not errors:
         return "ok"
@@ -86,7 +79,7 @@ class AuditOperation(SchemaExtension):
         execution = self.execution_context
         if errors and not self._subscription_recorded:
             self._subscription_recorded = True
-            _, roots = _root_fields(execution.graphql_document)
+            _, roots = operation_roots(execution.graphql_document, execution.operation_name)
             await record_operation(execution.context, action="READ", outcome=_outcome(errors),
                                    operation=execution.operation_name or ",".join(sorted(roots)) or None)
         yield
@@ -94,14 +87,16 @@ class AuditOperation(SchemaExtension):
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
         yield
         execution = self.execution_context
-        operation, roots = _root_fields(execution.graphql_document)
-        if operation is OperationType.SUBSCRIPTION or (roots and roots <= _UNAUDITED_ROOTS):
-            return  # subscriptions audit each push themselves
+        operation, roots = operation_roots(execution.graphql_document, execution.operation_name)
         result = execution.result
+        outcome = _outcome(result.errors if result else None)
+        if operation is OperationType.SUBSCRIPTION:
+            return  # subscriptions audit each push, and a refusal, themselves
+        if roots and roots <= _UNAUDITED_ROOTS and outcome == "ok":
+            return  # reads no case or customer; a refused attempt is still recorded
         recorded = await record_operation(
             execution.context, action="WRITE" if operation is OperationType.MUTATION else "READ",
-            operation=execution.operation_name or ",".join(sorted(roots)) or None,
-            outcome=_outcome(result.errors if result else None),
+            operation=execution.operation_name or ",".join(sorted(roots)) or None, outcome=outcome,
         )
         if not recorded and result is not None:
             result.data = None

@@ -286,3 +286,20 @@ async def test_the_audit_trail_is_forbidden_to_non_auditors_and_shows_them_nothi
     text = await response.text()
     for trace in ("CASE-1", "CUST-1", "Customer.pesel", "applyEvents", "CALL_CENTER"):
         assert trace not in text
+
+
+async def test_a_refused_request_for_the_federation_sdl_is_on_record(database) -> None:
+    """Asking for the whole schema where introspection is off is an attempt worth a record, fragments or not."""
+    from aiohttp.test_utils import TestClient as _Client, TestServer as _Server
+
+    from server import SERVICES, create_app
+    from settings import Settings
+
+    app = create_app(Settings(demo_data=False, graphql_introspection=False), database)
+    async with _Client(_Server(app)) as sdl_client:
+        for query in ("{ _service { sdl } }", "{ ... on Query { _service { sdl } } }"):
+            response = await sdl_client.post("/graphql", json={"query": query})
+            assert (await response.json())["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        page = await app[SERVICES].audit.trail(actor="anonymous", first=10)
+
+    assert [(r["operation"], r["outcome"]) for r in page.records] == [("_service", "denied"), ("_service", "denied")]
