@@ -31,9 +31,12 @@ CACHEABLE_ROOTS = frozenset({"case", "__typename"})
 @dataclass(frozen=True)
 class CachedResponse:
     data: dict[str, Any]
+    # What the answer showed, for the audit record of every hit.
     case_ids: frozenset[str]
     customer_ids: frozenset[str]
     fields: frozenset[str]
+    # What it depends on: also the ids asked for and not found (a case created later must evict the null).
+    depends_on: frozenset[str]
     stored_at: float
 
 
@@ -92,13 +95,15 @@ class ResponseCache:
         return entry
 
     def put(self, key: Hashable, data: dict[str, Any], *, case_ids: set[str], customer_ids: set[str],
-            fields: set[str], computed_since: int) -> None:
+            fields: set[str], looked_up: set[str], computed_since: int) -> None:
         if computed_since != self._changes:
             return
         self._drop(key)
-        entry = CachedResponse(data, frozenset(case_ids), frozenset(customer_ids), frozenset(fields), self._clock())
+        depends_on = frozenset({*case_ids, *looked_up, *(f"customer:{c}" for c in customer_ids)})
+        entry = CachedResponse(data, frozenset(case_ids), frozenset(customer_ids), frozenset(fields), depends_on,
+                               self._clock())
         self._entries[key] = entry
-        for dependency in (*entry.case_ids, *(f"customer:{c}" for c in entry.customer_ids)):
+        for dependency in entry.depends_on:
             self._dependents.setdefault(dependency, set()).add(key)
         while len(self._entries) > self._max:
             self._drop(next(iter(self._entries)))
@@ -117,7 +122,7 @@ class ResponseCache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
-        for dependency in (*entry.case_ids, *(f"customer:{c}" for c in entry.customer_ids)):
+        for dependency in entry.depends_on:
             keys = self._dependents.get(dependency)
             if keys is not None:
                 keys.discard(key)

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from graphql import GraphQLError
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from strawberry.aiohttp.views import GraphQLView
-from graphql import GraphQLError
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -20,25 +20,24 @@ from auth.dev_tokens import mint_dev_token
 from auth.middleware import AUDIT_REASON, CHANNEL, PRINCIPAL, authentication, failed_authentication_entry
 from auth.startup_checks import check_startup
 from auth.tokens import TokenVerifier, bearer_token_from_payload
-from errors import Unauthenticated
-from http_guards import graphql_view_options, http_guards
-from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
-from response_cache import EvictingPublisher, ResponseCache, cacheable_operation
-
 from consumers.dead_letters import StoreDeadLetters
 from consumers.kafka import KafkaClients
 from consumers.pipeline import EventPipeline
 from consumers.updates import LocalUpdatesPublisher, UpdatesBus
 from context import Context, Services
 from demo.events import load_demo_cases
+from errors import Unauthenticated
+from http_guards import graphql_view_options, http_guards
 from logs import configure_logging
+from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
+from response_cache import EvictingPublisher, ResponseCache, cacheable_operation
 from schema.build import build_schema
 from settings import Settings
+from stores.audit import AuditStore
 from stores.cases import CaseStore
 from stores.database import Database, connect
 from stores.dead_letters import DeadLetterStore
 from stores.events import EventStore
-from stores.audit import AuditStore
 from stores.protection import FieldCipher, KeyRing
 
 log = logging.getLogger("case_repository")
@@ -77,7 +76,7 @@ class CaseRepositoryView(GraphQLView):
         since = cache.changes()
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
         if key is not None and not result.errors and result.data is not None:
-            cache.put(key, result.data, case_ids=context.case_lookups | context.audit.case_ids,
+            cache.put(key, result.data, case_ids=context.audit.case_ids, looked_up=context.case_lookups,
                       customer_ids=context.audit.customer_ids, fields=context.audit.fields, computed_since=since)
         return result
 

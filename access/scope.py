@@ -19,7 +19,8 @@ def case_scope(principal: Caller | None) -> CaseScope:
     if principal is None:
         return NOTHING
     if principal.kind == "PANEL":
-        # A panel participant sees their one case; field rules narrow it to their own part.
+        # A panel participant's rows are their one case; no operation of the policy admits a PANEL token yet,
+        # so today this only narrows what the Customer Panel will be given.
         return CaseScope(case_ids=frozenset({principal.case_id})) if principal.case_id else NOTHING
     roles = principal.roles
     if not roles & CASE_READERS:

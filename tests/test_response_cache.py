@@ -91,3 +91,12 @@ async def test_lists_are_not_cached(services, gql) -> None:
     await services.pipeline.ingest([created("CASE-2")])
 
     assert (await gql(query))["data"]["cases"]["totalCount"] == 2
+
+
+async def test_a_cached_null_does_not_claim_the_case_was_shown(services, gql) -> None:
+    await gql(CASE_QUERY)
+    await gql(CASE_QUERY)
+
+    page = await services.audit.trail(actor=None, first=10)
+
+    assert [r["caseIds"] for r in page.records if r["operation"] == "CaseDetail"] == [[], []]
