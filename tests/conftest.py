@@ -12,6 +12,8 @@ from server import SERVICES, create_app
 from settings import Settings
 from stores.database import Database, connect
 from tests.factories import bearer
+from tests.identity_provider import serving_jwks
+from tests.live import BusWatch
 
 
 @pytest.fixture
@@ -54,3 +56,16 @@ class GraphQL:
 @pytest.fixture
 def gql(client: TestClient) -> GraphQL:
     return GraphQL(client)
+
+
+@pytest.fixture
+def bus_watch(services: Services, monkeypatch: pytest.MonkeyPatch) -> BusWatch:
+    """Counts the live subscriptions attached to the app's updates bus (tests.live.BusWatch)."""
+    return BusWatch(services.bus, monkeypatch)
+
+
+@pytest.fixture
+async def jwks_url() -> AsyncIterator[str]:
+    """The URL of the local identity provider's key set (tests.identity_provider), for `auth_jwks_url`."""
+    async with serving_jwks() as url:
+        yield url

@@ -6,9 +6,6 @@ fetch ever blocked the loop, that server could not answer and these tests would 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,9 +17,7 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from auth.dev_tokens import mint_dev_token
 from auth.jwks import JwksKeys
@@ -30,9 +25,8 @@ from auth.principal import Principal, PrincipalKind
 from auth.tokens import TokenVerifier, bearer_token, bearer_token_from_payload
 from errors import Unauthenticated
 from settings import Settings
+from tests.identity_provider import AUDIENCE, ISSUER, b64url, hs256_forged, public_jwk, public_pem
 
-ISSUER = "https://sso.bank.example/realms/staff"
-AUDIENCE = "case-repository"
 SUBJECT = "8d3c2a57-5d0e-4a7e-9c55-3f1f0b7f2c11"
 DROP = object()  # claims(exp=DROP) leaves the claim out
 
@@ -40,14 +34,6 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ROTATED_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ATTACKER_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
-
-
-def public_jwk(private_key: Any, kid: str) -> dict[str, Any]:
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        jwk, alg = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True), "RS256"
-    else:
-        jwk, alg = ECAlgorithm.to_jwk(private_key.public_key(), as_dict=True), "ES256"
-    return jwk | {"kid": kid, "use": "sig", "alg": alg}
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -68,27 +54,10 @@ def sign(payload: dict[str, Any], key: Any = RSA_KEY, kid: str = "rsa-1", alg: s
     return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid})
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def hs256_forged(secret: bytes, payload: dict[str, Any], kid: str = "rsa-1") -> str:
-    """HS256 by hand: pyjwt refuses to sign with a PEM key, an attacker does not."""
-    signing_input = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode()) + "." \
-        + _b64(json.dumps(payload).encode())
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{_b64(signature)}"
-
-
-def rsa_public_pem() -> bytes:
-    return RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def tampered() -> str:
     """A genuine signature under a payload that grants more roles."""
     header, _, signature = sign(claims()).split(".")
-    return f"{header}.{_b64(json.dumps(claims(realm_access={'roles': ['pii-reader']})).encode())}.{signature}"
+    return f"{header}.{b64url(json.dumps(claims(realm_access={'roles': ['pii-reader']})).encode())}.{signature}"
 
 
 def forged(case: str, make: Callable[[], str], reason: str) -> Any:
@@ -207,7 +176,7 @@ async def test_a_token_expired_within_the_leeway_is_still_accepted(verifier) -> 
            "invalid token: algorithm"),
     forged("alg HS512", lambda: jwt.encode(claims(), "x" * 64, algorithm="HS512"), "invalid token: algorithm"),
     forged("wrong key", lambda: sign(claims(), ATTACKER_RSA_KEY), "invalid token: signature"),
-    forged("RSA public key as HS256 secret", lambda: hs256_forged(rsa_public_pem(), claims()),
+    forged("RSA public key as HS256 secret", lambda: hs256_forged(public_pem(RSA_KEY), claims(), kid="rsa-1"),
            "invalid token: algorithm"),
     forged("tampered payload", tampered, "invalid token: signature"),
     forged("expired", lambda: sign(claims(exp=int(time.time()) - 120)), "invalid token: expired"),
@@ -247,7 +216,7 @@ async def dev_verifier(jwks: Jwks) -> AsyncIterator[TokenVerifier]:
 
 
 async def test_in_dev_hs256_signed_with_the_rsa_public_key_fails_the_signature(dev_verifier) -> None:
-    token = hs256_forged(rsa_public_pem(), claims())
+    token = hs256_forged(public_pem(RSA_KEY), claims(), kid="rsa-1")
 
     assert await denial(dev_verifier, token) == "invalid token: signature"
 

@@ -11,9 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from auth.dev_tokens import mint_dev_token
@@ -22,6 +20,7 @@ from server import create_app
 from settings import Settings
 from stores.database import Database
 from tests.factories import created, task_created
+from tests.live import next_frame, signed_in_socket, subscribe
 
 OPERATIONS = Path(__file__).parents[1] / "graphql" / "operations"
 TIMEOUT = 5
@@ -314,19 +313,6 @@ async def test_with_introspection_the_ide_can_introspect_and_errors_keep_suggest
 
 # --- subscriptions (WebSocket) ---
 
-async def connected(client: TestClient, headers: dict[str, str]) -> ClientWebSocketResponse:
-    ws = await client.ws_connect("/graphql", protocols=["graphql-transport-ws"])
-    await ws.send_json({"type": "connection_init", "payload": headers})
-    assert await next_message(ws) == {"type": "connection_ack"}
-    return ws
-
-
-async def next_message(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    message = await ws.receive(timeout=TIMEOUT)
-    assert message.type in (WSMsgType.TEXT, WSMsgType.BINARY), message
-    return orjson.loads(message.data)
-
-
 async def test_a_subscription_over_the_limits_is_refused_before_it_subscribes(
     client: TestClient, advisor: dict[str, str], services: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -336,13 +322,11 @@ async def test_a_subscription_over_the_limits_is_refused_before_it_subscribes(
            "tasks { case { tasks { id } } } } } } } } } } }"
     costly = "subscription { caseUpdated(id: \"CASE-1\") { tasks { case { history(first: 500) { " \
              "edges { node { id kind actor { id name type } summary at } } } } } } }"
-    ws = await connected(client, advisor)
-
-    await ws.send_json({"id": "deep", "type": "subscribe", "payload": {"query": deep}})
-    deep_reply = await next_message(ws)
-    await ws.send_json({"id": "costly", "type": "subscribe", "payload": {"query": costly}})
-    costly_replies = [await next_message(ws), await next_message(ws)]
-    await ws.close()
+    async with signed_in_socket(client, advisor) as ws:
+        await subscribe(ws, "deep", deep)
+        deep_reply = await next_frame(ws)
+        await subscribe(ws, "costly", costly)
+        costly_replies = [await next_frame(ws), await next_frame(ws)]
 
     assert deep_reply == {"id": "deep", "type": "error", "payload": [{
         "message": "query depth 11 exceeds the limit of 10", "locations": [{"line": 1, "column": 1}],
@@ -360,12 +344,9 @@ async def test_a_subscription_over_the_limits_is_refused_before_it_subscribes(
 async def test_without_introspection_a_subscription_error_suggests_no_field_names(
     client: TestClient, advisor: dict[str, str],
 ) -> None:
-    ws = await connected(client, advisor)
-
-    await ws.send_json({"id": "typo", "type": "subscribe",
-                        "payload": {"query": 'subscription { caseUpdated(id: "CASE-1") { titel } }'}})
-    reply = await next_message(ws)
-    await ws.close()
+    async with signed_in_socket(client, advisor) as ws:
+        await subscribe(ws, "typo", 'subscription { caseUpdated(id: "CASE-1") { titel } }')
+        reply = await next_frame(ws)
 
     assert (reply["type"], [e["message"] for e in reply["payload"]]) == (
         "error", ["Cannot query field 'titel' on type 'Case'."])
@@ -374,12 +355,10 @@ async def test_without_introspection_a_subscription_error_suggests_no_field_name
 async def test_a_subscription_over_2000_tokens_is_refused_with_an_error(
     client: TestClient, advisor: dict[str, str],
 ) -> None:
-    ws = await connected(client, advisor)
     query = 'subscription { caseUpdated(id: "CASE-1") { id } }' + "\n# a comment" * 1989  # 12 + 1989 tokens
-
-    await ws.send_json({"id": "long", "type": "subscribe", "payload": {"query": query}})
-    reply = await next_message(ws)
-    await ws.close()
+    async with signed_in_socket(client, advisor) as ws:
+        await subscribe(ws, "long", query)
+        reply = await next_frame(ws)
 
     assert reply == {"id": "long", "type": "error", "payload": [{
         "message": "query token count exceeds the limit of 2000", "locations": [{"line": 1990, "column": 1}],

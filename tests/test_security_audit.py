@@ -17,6 +17,7 @@ from context import Services
 from stores.audit import record_hash
 from stores.database import Database
 from tests.factories import PUBLISH_CASE_EVENT, bearer, case_created_data, created, envelope, publish_input
+from tests.live import next_frame, signed_in_socket, subscribe
 
 AUDITOR = bearer(roles=("auditor",), channel="BACK_OFFICE", username="tomasz.kaminski")
 CALL_CENTER_ROLES = ("call-center", "case-reader")
@@ -128,12 +129,9 @@ async def test_a_forbidden_attempt_is_on_record_as_denied(
 async def test_a_refused_subscription_is_on_record_as_denied(client: TestClient) -> None:
     intruder = bearer(roles=("auditor",), username="nosy.auditor")
     actor = await subject_of(client, intruder)
-    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": intruder["Authorization"]}})
-        assert orjson.loads((await ws.receive(timeout=5)).data) == {"type": "connection_ack"}
-        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {
-            "query": 'subscription { caseUpdated(id: "CASE-1") { id } }'}})
-        assert orjson.loads((await ws.receive(timeout=5)).data)["type"] == "error"
+    async with signed_in_socket(client, intruder) as ws:
+        await subscribe(ws, "s1", 'subscription { caseUpdated(id: "CASE-1") { id } }')
+        assert (await next_frame(ws))["type"] == "error"
 
     [attempt, _me] = await trail(client, actor=actor)
     assert (attempt["operation"], attempt["outcome"]) == ("caseUpdated", "denied")

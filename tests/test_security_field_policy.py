@@ -9,15 +9,12 @@ A new policy entry is covered without touching this file, or fails here until it
 """
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import jwt
 import orjson
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from access.guards import FEDERATION_FIELDS
@@ -29,6 +26,7 @@ from context import Services
 from settings import DEV_AUTH_SECRET, Settings
 from stores.database import Database
 from tests.factories import bearer, case_created_data, created, envelope, publish_input, status_changed
+from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 CASE_ID = "CASE-1"
 EVENT = case_created_data(
@@ -420,72 +418,32 @@ async def test_a_system_clients_root_field_is_served_to_anyone_while_introspecti
 
 # --- subscriptions: the same policy over graphql-transport-ws ------------------------------------------------
 
-class BusWatch:
-    """Counts subscriptions attached to the updates bus, so a test changes a case only once someone listens."""
-
-    def __init__(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.active = 0
-        attach = services.bus.subscribe
-
-        @contextmanager
-        def subscribe(case_id: str | None = None) -> Iterator[Any]:
-            with attach(case_id) as queue:
-                self.active += 1
-                try:
-                    yield queue
-                finally:
-                    self.active -= 1
-
-        monkeypatch.setattr(services.bus, "subscribe", subscribe)
-
-    async def until_active(self, expected: int) -> None:
-        async with asyncio.timeout(5):
-            while self.active != expected:
-                await asyncio.sleep(0.005)
-
-
-@asynccontextmanager
-async def signed_in_socket(client: TestClient, headers: dict[str, str]) -> AsyncIterator[ClientWebSocketResponse]:
-    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": headers["Authorization"]}})
-        assert orjson.loads((await ws.receive(timeout=5)).data) == {"type": "connection_ack"}
-        yield ws
-
-
-async def next_frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    message = await ws.receive(timeout=5)
-    assert message.type is WSMsgType.TEXT, message
-    return orjson.loads(message.data)
-
-
 @pytest.mark.parametrize(("key", "role", "settings"), ws_keys(refused_roles()), indirect=["settings"])
 async def test_a_subscription_is_refused_to_a_role_the_policy_does_not_list(
-    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, key: str, role: str,
+    client: TestClient, services: Services, bus_watch: BusWatch, key: str, role: str,
 ) -> None:
     await seeded(services)
-    watch = BusWatch(services, monkeypatch)
     query, variables = sample(key)
     async with signed_in_socket(client, bearer(roles=(role,))) as ws:
-        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
+        await subscribe(ws, "s1", query, variables)
 
         frame = await next_frame(ws)
 
         assert frame["type"] == "error" and frame["id"] == "s1"
         assert [(e["path"], e["extensions"]["code"]) for e in frame["payload"]] == [([root_name(key)], "FORBIDDEN")]
         assert "needs one of the roles" in frame["payload"][0]["message"]
-        assert watch.active == 0  # never attached to the live feed
+        assert bus_watch.active == 0  # never attached to the live feed
 
 
 @pytest.mark.parametrize(("key", "role", "settings"), ws_keys(allowed_roles()), indirect=["settings"])
 async def test_a_subscription_serves_a_role_the_policy_lists(
-    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, key: str, role: str,
+    client: TestClient, services: Services, bus_watch: BusWatch, key: str, role: str,
 ) -> None:
     await seeded(services)
-    watch = BusWatch(services, monkeypatch)
     query, variables = sample(key)
     async with signed_in_socket(client, caller(role)) as ws:
-        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
-        await watch.until_active(1)
+        await subscribe(ws, "s1", query, variables)
+        await bus_watch.until_active(1)
 
         await services.pipeline.ingest([status_changed(CASE_ID, "IN_PROGRESS")])
 
@@ -504,7 +462,7 @@ async def test_a_federation_field_sent_as_a_query_over_the_websocket_is_refused_
     await seeded(services)
     query, variables = sample(key)
     async with signed_in_socket(client, bearer(roles=(role,))) as ws:
-        await ws.send_json({"id": "q1", "type": "subscribe", "payload": {"query": query, "variables": variables}})
+        await subscribe(ws, "q1", query, variables)
 
         frames = [await next_frame(ws), await next_frame(ws)]
 
@@ -515,8 +473,7 @@ async def test_a_federation_field_sent_as_a_query_over_the_websocket_is_refused_
 async def test_a_subscription_without_a_token_never_gets_past_connection_init(client: TestClient) -> None:
     async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
         await ws.send_json({"type": "connection_init", "payload": {}})
-        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": sample(
-            "Subscription.caseStatusChanged")[0]}})
+        await subscribe(ws, "s1", sample("Subscription.caseStatusChanged")[0])
 
         message = await ws.receive(timeout=5)
 

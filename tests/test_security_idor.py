@@ -10,21 +10,18 @@ the operation policy, the same whether the ids it names exist or not.
 """
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
 from access.policy import CASE_READERS, CASE_TYPE_POLICY, OPERATION_POLICY, RESTRICTED_CASE_ROLES, ROLES
 from context import Services
 from stores.database import Database
 from tests.factories import BASE_TIME, action_recorded, bearer, created, status_changed, task_created, updated
+from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 KRK_PESEL = "85031207819"
 WAW_ONLY_PESEL = "44051401359"
@@ -356,68 +353,28 @@ async def test_a_case_type_is_visible_only_to_the_roles_its_policy_lists(
 
 # --- live feeds ----------------------------------------------------------------------------------------------
 
-class BusWatch:
-    """Counts subscriptions attached to the updates bus, so a test changes a case only once someone listens."""
-
-    def __init__(self, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.active = 0
-        attach = services.bus.subscribe
-
-        @contextmanager
-        def subscribe(case_id: str | None = None) -> Iterator[Any]:
-            with attach(case_id) as queue:
-                self.active += 1
-                try:
-                    yield queue
-                finally:
-                    self.active -= 1
-
-        monkeypatch.setattr(services.bus, "subscribe", subscribe)
-
-    async def until_active(self, expected: int) -> None:
-        async with asyncio.timeout(5):
-            while self.active != expected:
-                await asyncio.sleep(0.005)
-
-
-@asynccontextmanager
-async def live(client: TestClient, headers: dict[str, str]) -> AsyncIterator[ClientWebSocketResponse]:
-    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": headers["Authorization"]}})
-        assert orjson.loads((await ws.receive(timeout=5)).data) == {"type": "connection_ack"}
-        yield ws
-
-
-async def frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    message = await ws.receive(timeout=5)
-    assert message.type is WSMsgType.TEXT, message
-    return orjson.loads(message.data)
-
-
 async def pushed_reads(database: Database, operation: str) -> list[list[str]]:
     records = await database.collection("audit").find({"operation": operation}).sort([("_id", 1)]).to_list(None)
     return [r["caseIds"] for r in records]
 
 
 async def test_case_updated_pushes_nothing_of_another_branchs_case(
-    client: TestClient, services: Services, database: Database, monkeypatch: pytest.MonkeyPatch,
+    client: TestClient, services: Services, database: Database, bus_watch: BusWatch,
 ) -> None:
     await seed(services)
-    watch = BusWatch(services, monkeypatch)
     query = "subscription ($id: ID!) { caseUpdated(id: $id) { id status title } }"
-    async with live(client, KRK_ADVISOR) as ws:
+    async with signed_in_socket(client, KRK_ADVISOR) as ws:
         # The foreign subscription first: had it been admitted, its push would come before the own one.
         for operation_id, case_id in (("foreign", "CASE-WAW"), ("restricted", "CASE-RESTRICTED"), ("own", "CASE-KRK")):
-            await ws.send_json({"id": operation_id, "type": "subscribe",
-                                "payload": {"query": query, "variables": {"id": case_id}}})
-        await watch.until_active(3)
+            await subscribe(ws, operation_id, query, {"id": case_id})
+        await bus_watch.until_active(3)
 
         for minute, case_id in enumerate(("CASE-WAW", "CASE-RESTRICTED", "CASE-KRK"), start=50):
             await services.pipeline.ingest([status_changed(case_id, "IN_PROGRESS", time=at(minute))])
-        first = await frame(ws)
+        first = await next_frame(ws)
         await services.pipeline.ingest([status_changed("CASE-WAW", "DECISION", time=at(60))])
         await services.pipeline.ingest([status_changed("CASE-KRK", "DECISION", time=at(61))])
-        second = await frame(ws)
+        second = await next_frame(ws)
 
     assert first == {"id": "own", "type": "next", "payload": {"data": {"caseUpdated": {
         "id": "CASE-KRK", "status": "IN_PROGRESS", "title": "Kraków mortgage"}}}}
@@ -426,21 +383,19 @@ async def test_case_updated_pushes_nothing_of_another_branchs_case(
 
 
 async def test_case_status_changed_feeds_only_the_callers_branch(
-    client: TestClient, services: Services, database: Database, monkeypatch: pytest.MonkeyPatch,
+    client: TestClient, services: Services, database: Database, bus_watch: BusWatch,
 ) -> None:
     await seed(services)
-    watch = BusWatch(services, monkeypatch)
-    async with live(client, KRK_ADVISOR) as ws:
-        await ws.send_json({"id": "feed", "type": "subscribe", "payload": {
-            "query": "subscription { caseStatusChanged { caseId customerId status } }"}})
-        await watch.until_active(1)
+    async with signed_in_socket(client, KRK_ADVISOR) as ws:
+        await subscribe(ws, "feed", "subscription { caseStatusChanged { caseId customerId status } }")
+        await bus_watch.until_active(1)
 
         # One queue for every case, in order: a foreign change, had it passed, would be the first frame.
         await services.pipeline.ingest([status_changed("CASE-WAW", "IN_PROGRESS", time=at(50))])
         await services.pipeline.ingest([status_changed("CASE-WAW-ONLY", "IN_PROGRESS", time=at(51))])
         await services.pipeline.ingest([status_changed("CASE-RESTRICTED", "IN_PROGRESS", time=at(52))])
         await services.pipeline.ingest([status_changed("CASE-KRK", "IN_PROGRESS", time=at(53))])
-        first = await frame(ws)
+        first = await next_frame(ws)
 
     assert first == {"id": "feed", "type": "next", "payload": {"data": {"caseStatusChanged": {
         "caseId": "CASE-KRK", "customerId": "CUST-1", "status": "IN_PROGRESS"}}}}
@@ -451,21 +406,19 @@ async def test_case_status_changed_feeds_only_the_callers_branch(
     (case_type, sorted(CASE_READERS - allowed)[0]) for case_type, allowed in CASE_TYPE_POLICY.items()
     if CASE_READERS - allowed])
 async def test_case_status_changed_skips_case_types_the_role_may_not_see(
-    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch, case_type: str, role: str,
+    client: TestClient, services: Services, bus_watch: BusWatch, case_type: str, role: str,
 ) -> None:
     await services.pipeline.ingest([
         created("CASE-HIDDEN", time=at(0), data={"caseType": case_type}),
         created("CASE-PLAIN", time=at(1), data={"caseType": "ACCOUNT_OPENING"}),
     ])
-    watch = BusWatch(services, monkeypatch)
-    async with live(client, bearer(roles=(role,))) as ws:
-        await ws.send_json({"id": "feed", "type": "subscribe", "payload": {
-            "query": "subscription { caseStatusChanged { caseId caseType } }"}})
-        await watch.until_active(1)
+    async with signed_in_socket(client, bearer(roles=(role,))) as ws:
+        await subscribe(ws, "feed", "subscription { caseStatusChanged { caseId caseType } }")
+        await bus_watch.until_active(1)
 
         await services.pipeline.ingest([status_changed("CASE-HIDDEN", "IN_PROGRESS", time=at(2))])
         await services.pipeline.ingest([status_changed("CASE-PLAIN", "IN_PROGRESS", time=at(3))])
-        first = await frame(ws)
+        first = await next_frame(ws)
 
     assert first["payload"]["data"] == {"caseStatusChanged": {"caseId": "CASE-PLAIN", "caseType": "ACCOUNT_OPENING"}}
 

@@ -9,16 +9,13 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
 import orjson
 import pytest
-from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient, TestServer
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient
 
 from access.policy import ROLES
 from auth.dev_tokens import mint_dev_token, persona_claims, PERSONAS_BY_NAME
@@ -28,26 +25,10 @@ from server import create_app
 from settings import DEV_AUTH_SECRET, DEV_ENCRYPTION_KEY, Settings
 from stores.database import Database
 from tests.factories import created
+from tests.identity_provider import AUDIENCE, ISSUER, signed
 
-ISSUER = "https://sso.bank.example/realms/staff"
-AUDIENCE = "case-repository"
-KID = "prod-rsa-1"
-IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 DATA_KEY = base64.b64encode(os.urandom(32)).decode()
 CASE_QUERY = '{ case(id: "CASE-1") { id title customer { pesel } } }'
-
-
-@pytest.fixture
-async def jwks_url() -> AsyncIterator[str]:
-    jwk = RSAAlgorithm.to_jwk(IDP_KEY.public_key(), as_dict=True) | {"kid": KID, "use": "sig", "alg": "RS256"}
-
-    async def certs(request: web.Request) -> web.Response:
-        return web.json_response({"keys": [jwk]})
-
-    app = web.Application()
-    app.router.add_get("/certs", certs)
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield str(server.make_url("/certs"))
 
 
 def prod_settings(jwks_url: str, **changes: Any) -> Settings:
@@ -65,7 +46,7 @@ def settings(jwks_url: str) -> Settings:
 def signed_by_the_idp(claims: dict[str, Any]) -> dict[str, str]:
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300} | claims
-    return {"Authorization": f"Bearer {jwt.encode(claims, IDP_KEY, algorithm='RS256', headers={'kid': KID})}"}
+    return {"Authorization": f"Bearer {signed(claims)}"}
 
 
 def employee_token(**overrides: Any) -> dict[str, str]:

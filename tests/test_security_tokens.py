@@ -6,32 +6,25 @@ The identity provider is a real JWKS endpoint on 127.0.0.1 in the test's own eve
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 import orjson
 import pytest
-from aiohttp import WSMsgType, WSServerHandshakeError, web
-from aiohttp.test_utils import TestClient, TestServer
-from cryptography.hazmat.primitives import serialization
+from aiohttp import WSMsgType, WSServerHandshakeError
+from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 from context import Services
 from settings import Settings
 from stores.database import Database
 from tests.factories import created, token
+from tests.identity_provider import AUDIENCE, ISSUER, KID, b64url, hs256_forged, public_pem, signed
+from tests.live import next_frame, signed_in_socket, subscribe
 
-ISSUER = "https://sso.bank.example/realms/staff"
-AUDIENCE = "case-repository"
-KID = "staff-rsa-1"
-IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ATTACKER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 DROP = object()
 
@@ -42,19 +35,6 @@ SUBSCRIPTION = 'subscription { caseUpdated(id: "CASE-1") { id status customer { 
 
 
 # --- the identity provider and its tokens -----------------------------------------------------------------
-
-@pytest.fixture
-async def jwks_url() -> AsyncIterator[str]:
-    jwk = RSAAlgorithm.to_jwk(IDP_KEY.public_key(), as_dict=True) | {"kid": KID, "use": "sig", "alg": "RS256"}
-
-    async def certs(request: web.Request) -> web.Response:
-        return web.json_response({"keys": [jwk]})
-
-    app = web.Application()
-    app.router.add_get("/certs", certs)
-    async with TestServer(app, host="127.0.0.1") as server:
-        yield str(server.make_url("/certs"))
-
 
 @pytest.fixture
 def settings(jwks_url: str) -> Settings:
@@ -74,27 +54,15 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {name: value for name, value in base.items() if value is not DROP}
 
 
-def signed(payload: dict[str, Any], key: Any = IDP_KEY, kid: str = KID) -> str:
-    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": kid})
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def hs256_with_public_key() -> str:
     """The classic key-confusion attack: HMAC keyed with the provider's public key, which anyone can fetch."""
-    secret = IDP_KEY.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    signing_input = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": KID}).encode()) + "." \
-        + _b64(json.dumps(claims(realm_access={"roles": ["pii-reader", "case-reader"]})).encode())
-    return f"{signing_input}.{_b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+    return hs256_forged(public_pem(), claims(realm_access={"roles": ["pii-reader", "case-reader"]}))
 
 
 def escalated_payload() -> str:
     """A genuine signature kept under a payload that grants more roles."""
     header, _, signature = signed(claims()).split(".")
-    payload = _b64(json.dumps(claims(realm_access={"roles": ["pii-reader", "case-reader"]})).encode())
+    payload = b64url(json.dumps(claims(realm_access={"roles": ["pii-reader", "case-reader"]})).encode())
     return f"{header}.{payload}.{signature}"
 
 
@@ -246,8 +214,8 @@ async def close_code_after_init(client: TestClient, payload: dict[str, Any]) -> 
 async def test_a_genuine_token_in_connection_init_is_acknowledged(client: TestClient) -> None:
     async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
         await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {signed(claims())}"}})
-        message = await ws.receive(timeout=5)
-        assert orjson.loads(message.data) == {"type": "connection_ack"}
+
+        assert await next_frame(ws) == {"type": "connection_ack"}
 
 
 @pytest.mark.parametrize("make_token", FORGED)
@@ -293,13 +261,11 @@ async def test_a_forged_token_on_the_websocket_handshake_is_refused_before_the_u
 
 async def frames_of_a_subscription_with(client: TestClient, bearer_token: str) -> list[dict[str, Any]]:
     """Sign in, subscribe to CASE-1 and collect the frames until the server completes the subscription."""
-    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {bearer_token}"}})
-        assert orjson.loads((await ws.receive(timeout=5)).data) == {"type": "connection_ack"}
-        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
-        frames = [orjson.loads((await ws.receive(timeout=5)).data)]
+    async with signed_in_socket(client, {"Authorization": f"Bearer {bearer_token}"}) as ws:
+        await subscribe(ws, "1", SUBSCRIPTION)
+        frames = [await next_frame(ws)]
         while frames[-1]["type"] not in ("complete", "error"):
-            frames.append(orjson.loads((await ws.receive(timeout=5)).data))
+            frames.append(await next_frame(ws))
         return frames
 
 

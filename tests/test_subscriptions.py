@@ -4,90 +4,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 from strawberry.types.execution import PreExecutionError
 
 from consumers.apply import public_state
 from consumers.publication import PublishedState
-from consumers.updates import UpdatesBus
 from context import Context
 from schema.build import build_schema
 from stores.case_scope import EVERYTHING
-from tests.factories import BASE_TIME, closed, created, status_changed, task_created, token, updated
+from tests.factories import BASE_TIME, bearer, closed, created, status_changed, task_created, token, updated
+from tests.live import TIMEOUT, BusWatch, next_frame, signed_in_socket, subscribe
 
 OPERATIONS = Path(__file__).parents[1] / "graphql" / "operations"
 CASE_UPDATED = (OPERATIONS / "case_updated.graphql").read_text()
 STATUS_CHANGED = (OPERATIONS / "case_status_changed.graphql").read_text()
-TIMEOUT = 5
-
-
-class BusWatch:
-    """Counts the subscriptions attached to the updates bus, so a test publishes only once one listens."""
-
-    def __init__(self, bus: UpdatesBus, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.active = 0
-        self._changed = asyncio.Event()
-        attach = bus.subscribe
-
-        @contextmanager
-        def subscribe(case_id: str | None = None) -> Iterator[Any]:
-            with attach(case_id) as queue:
-                self._count(+1)
-                try:
-                    yield queue
-                finally:
-                    self._count(-1)
-
-        monkeypatch.setattr(bus, "subscribe", subscribe)
-
-    def _count(self, delta: int) -> None:
-        self.active += delta
-        self._changed.set()
-
-    async def until_active(self, expected: int) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while self.active != expected:
-                self._changed.clear()
-                await self._changed.wait()
-
-
-@pytest.fixture
-def bus_watch(services: Any, monkeypatch: pytest.MonkeyPatch) -> BusWatch:
-    return BusWatch(services.bus, monkeypatch)
-
-
-def signed_in() -> dict[str, Any]:
-    """The connection_init payload of the test operator (tests.factories.OPERATOR_ROLES)."""
-    return {"Authorization": f"Bearer {token()}"}
-
-
-@asynccontextmanager
-async def connected(client: TestClient) -> AsyncIterator[ClientWebSocketResponse]:
-    """A graphql-transport-ws connection of the test operator, initialised and acknowledged."""
-    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
-        assert ws.protocol == "graphql-transport-ws"
-        await ws.send_json({"type": "connection_init", "payload": signed_in()})
-        assert await next_message(ws) == {"type": "connection_ack"}
-        yield ws
-
-
-async def subscribe(ws: ClientWebSocketResponse, operation_id: str, query: str, variables: dict[str, Any]) -> None:
-    await ws.send_json({"id": operation_id, "type": "subscribe", "payload": {"query": query, "variables": variables}})
-
-
-async def next_message(ws: ClientWebSocketResponse) -> dict[str, Any]:
-    # Accepts binary frames too, so these tests check the feed; the frame type has its own test below.
-    message = await ws.receive(timeout=TIMEOUT)
-    assert message.type in (WSMsgType.TEXT, WSMsgType.BINARY), message
-    return orjson.loads(message.data)
 
 
 def pushed(operation_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -104,20 +39,20 @@ async def test_case_updated_pushes_each_applied_change_of_that_case_only(
     ingest = services.pipeline.ingest
     # given two cases, and a subscriber to the first
     await ingest([created("CASE-1", time=at(0)), created("CASE-2", time=at(0))])
-    async with connected(client) as ws:
+    async with signed_in_socket(client, bearer()) as ws:
         await subscribe(ws, "live-1", CASE_UPDATED, {"id": "CASE-1"})
         await bus_watch.until_active(1)
 
         # when the other case changes, then this one: only this one's change is pushed
         await ingest([status_changed("CASE-2", "IN_PROGRESS", "ANALYSIS", time=at(1))])
         await ingest([status_changed("CASE-1", "IN_PROGRESS", "ANALYSIS", time=at(2), event_id="c1-status")])
-        assert await next_message(ws) == pushed("live-1", {"caseUpdated": {
+        assert await next_frame(ws) == pushed("live-1", {"caseUpdated": {
             "id": "CASE-1", "status": "IN_PROGRESS", "stage": "ANALYSIS", "version": 2,
             "updatedAt": at(2).isoformat(), "tasks": [], "incidents": []}})
 
         await ingest([task_created("CASE-2", "T-2", time=at(3))])
         await ingest([task_created("CASE-1", "T-1", time=at(4), assignee="u-olga", state="ASSIGNED")])
-        assert await next_message(ws) == pushed("live-1", {"caseUpdated": {
+        assert await next_frame(ws) == pushed("live-1", {"caseUpdated": {
             "id": "CASE-1", "status": "IN_PROGRESS", "stage": "ANALYSIS", "version": 3,
             "updatedAt": at(4).isoformat(), "tasks": [{"id": "T-1", "state": "ASSIGNED", "assignee": "u-olga"}],
             "incidents": []}})
@@ -125,7 +60,7 @@ async def test_case_updated_pushes_each_applied_change_of_that_case_only(
         # a redelivered event changes nothing, so nothing is pushed before the next real change
         await ingest([status_changed("CASE-1", "IN_PROGRESS", "ANALYSIS", time=at(2), event_id="c1-status")])
         await ingest([closed("CASE-1", "APPROVED", at=at(5), time=at(5))])
-        assert await next_message(ws) == pushed("live-1", {"caseUpdated": {
+        assert await next_frame(ws) == pushed("live-1", {"caseUpdated": {
             "id": "CASE-1", "status": "CLOSED", "stage": "ANALYSIS", "version": 4,
             "updatedAt": at(5).isoformat(), "tasks": [{"id": "T-1", "state": "ASSIGNED", "assignee": "u-olga"}],
             "incidents": []}})
@@ -146,7 +81,7 @@ async def test_case_status_changed_pushes_only_status_changes_matching_the_filte
         created("CASE-L1", time=at(0), data={"caseType": "CASH_LOAN", "title": "Cash loan"}),
         created("CASE-M2", time=at(0), data={"customer": piotr}),
     ])
-    async with connected(client) as ws:
+    async with signed_in_socket(client, bearer()) as ws:
         # one socket, two subscriptions: Anna's mortgages, and every status change
         await subscribe(ws, "anna-mortgages", STATUS_CHANGED, {"customerId": "CUST-1", "caseType": "MORTGAGE"})
         await subscribe(ws, "all", STATUS_CHANGED, {})
@@ -161,7 +96,7 @@ async def test_case_status_changed_pushes_only_status_changes_matching_the_filte
         await ingest([status_changed("CASE-M1", "IN_PROGRESS", "ANALYSIS", time=at(5))])
 
         # then the filtered feed sees only the last one, the unfiltered feed every status change, in order
-        messages = [await next_message(ws) for _ in range(4)]
+        messages = [await next_frame(ws) for _ in range(4)]
         change = {"caseId": "CASE-M1", "customerId": "CUST-1", "caseType": "MORTGAGE", "status": "IN_PROGRESS",
                   "previousStatus": "NEW", "stage": "ANALYSIS", "version": 4, "at": at(5).isoformat()}
         assert [m for m in messages if m["id"] == "anna-mortgages"] == [
@@ -172,7 +107,7 @@ async def test_case_status_changed_pushes_only_status_changes_matching_the_filte
         # and a new matching case, and closing, are status changes too
         await ingest([created("CASE-M3", time=at(6))])
         await ingest([closed("CASE-M1", "REJECTED", at=at(7), time=at(7))])
-        messages = [await next_message(ws) for _ in range(4)]
+        messages = [await next_frame(ws) for _ in range(4)]
         assert [m for m in messages if m["id"] == "anna-mortgages"] == [
             pushed("anna-mortgages", {"caseStatusChanged": {
                 "caseId": "CASE-M3", "customerId": "CUST-1", "caseType": "MORTGAGE", "status": "NEW",
@@ -186,7 +121,7 @@ async def test_case_status_changed_pushes_only_status_changes_matching_the_filte
 async def test_closing_the_socket_ends_its_subscriptions(
     client: TestClient, services: Any, bus_watch: BusWatch,
 ) -> None:
-    async with connected(client) as ws:
+    async with signed_in_socket(client, bearer()) as ws:
         await subscribe(ws, "1", CASE_UPDATED, {"id": "CASE-1"})
         await subscribe(ws, "2", STATUS_CHANGED, {})
         await bus_watch.until_active(2)
@@ -196,7 +131,7 @@ async def test_closing_the_socket_ends_its_subscriptions(
 
 async def test_messages_are_text_frames(client: TestClient) -> None:
     async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
-        await ws.send_json({"type": "connection_init", "payload": signed_in()})
+        await ws.send_json({"type": "connection_init", "payload": bearer()})
 
         message = await ws.receive(timeout=TIMEOUT)
 

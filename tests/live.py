@@ -1,0 +1,73 @@
+"""Live updates as a test sees them: a signed-in graphql-transport-ws socket, its frames, and a watch on the
+updates bus so a test changes a case only once a subscription listens. The `bus_watch` fixture is in conftest.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from consumers.updates import UpdatesBus
+
+TIMEOUT = 5  # seconds to wait for a frame or a subscription: a failure, never a slow pass
+
+
+class BusWatch:
+    """Counts the subscriptions attached to the updates bus, so a test publishes only once one listens."""
+
+    def __init__(self, bus: UpdatesBus, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.active = 0
+        self._changed = asyncio.Event()
+        attach = bus.subscribe
+
+        @contextmanager
+        def subscribe(case_id: str | None = None) -> Iterator[Any]:
+            with attach(case_id) as queue:
+                self._count(+1)
+                try:
+                    yield queue
+                finally:
+                    self._count(-1)
+
+        monkeypatch.setattr(bus, "subscribe", subscribe)
+
+    def _count(self, delta: int) -> None:
+        self.active += delta
+        self._changed.set()
+
+    async def until_active(self, expected: int) -> None:
+        """Wait (at most TIMEOUT) until exactly `expected` subscriptions are attached."""
+        async with asyncio.timeout(TIMEOUT):
+            while self.active != expected:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@asynccontextmanager
+async def signed_in_socket(client: TestClient, headers: dict[str, str]) -> AsyncIterator[ClientWebSocketResponse]:
+    """A graphql-transport-ws connection initialised with the caller's `Authorization` header and acknowledged."""
+    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
+        assert ws.protocol == "graphql-transport-ws"
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": headers["Authorization"]}})
+        assert await next_frame(ws) == {"type": "connection_ack"}
+        yield ws
+
+
+async def subscribe(ws: ClientWebSocketResponse, operation_id: str, query: str,
+                    variables: dict[str, Any] | None = None) -> None:
+    """Send a subscribe message; without `variables` the payload carries none."""
+    payload: dict[str, Any] = {"query": query} if variables is None else {"query": query, "variables": variables}
+    await ws.send_json({"id": operation_id, "type": "subscribe", "payload": payload})
+
+
+async def next_frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
+    """The next message, decoded; it must be a text frame, as browsers' graphql-ws clients expect."""
+    message = await ws.receive(timeout=TIMEOUT)
+    assert message.type is WSMsgType.TEXT, message
+    return orjson.loads(message.data)
