@@ -115,8 +115,16 @@ class Context:
     def sign_in(self, principal: Principal) -> None:
         """A WebSocket connection signs in after its context exists: forget what was derived without it."""
         self.principal = principal
-        self.channel = self.channel or principal.channel
+        # The token's claim wins over the handshake's X-Channel header, as it does over HTTP.
+        self.channel = principal.channel or self.channel
         self.__dict__.pop("scope", None)
+        self.begin_operation()
+
+    def begin_operation(self) -> None:
+        """A WebSocket connection shares one context across its operations: each starts with a clean record
+        and fresh loaders, so it neither reports nor reads what an earlier one saw."""
+        self.audit = RequestAudit()
+        self.case_lookups = set()
         self.__dict__.pop("loaders", None)
 
     @cached_property

@@ -109,7 +109,8 @@ def attach_policy(root_types: Iterable[type], data_types: Iterable[type]) -> Non
 
 
 class FederationGuard(SchemaExtension):
-    """The rules of `_entities` and `_service`, which Federation adds to Query after our guards are attached."""
+    """Before any query or mutation runs: the token has not expired (a WebSocket keeps its sign-in), and the
+    rules of `_entities` and `_service`, which Federation adds to Query after our guards are attached."""
 
     introspection = True
 
@@ -123,9 +124,12 @@ class FederationGuard(SchemaExtension):
 
     def _refusal(self, document: DocumentNode | None, operation_name: str | None, context: Any) -> GraphQLError | None:
         operation, roots = operation_roots(document, operation_name)
-        if operation is not OperationType.QUERY:
-            return None
+        if operation is None or operation is OperationType.SUBSCRIPTION:
+            return None  # subscriptions check the token's expiry on every push (resolvers/subscriptions.py)
         principal = context.principal
+        if principal is not None and principal.is_expired():
+            # Over HTTP every request is verified afresh; a WebSocket keeps its sign-in until the token expires.
+            return GraphQLError("the token expired; sign in again", extensions={"code": "UNAUTHENTICATED"})
         for key in sorted(FEDERATION_FIELDS):
             name = key.split(".")[1]
             if name not in roots:

@@ -12,6 +12,7 @@ import binascii
 from urllib.parse import urlparse
 
 from settings import DEV_AUTH_SECRET, DEV_ENCRYPTION_KEY, Settings
+from stores.protection import KeyRing
 
 APP_ENVS = ("dev", "prod")
 DATA_KEY_BYTES = 32
@@ -49,12 +50,21 @@ def _encryption_key_problems(key: str) -> list[str]:
         return ["DATA_ENCRYPTION_KEY is unset or the public development key; set a secret key "
                 f"(base64 of {DATA_KEY_BYTES} random bytes)"]
     try:
-        raw = base64.b64decode(key, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != DATA_KEY_BYTES:
-        return [f"DATA_ENCRYPTION_KEY is not base64 of {DATA_KEY_BYTES} bytes"]
+        KeyRing.from_setting(key)
+    except ValueError as error:
+        return [str(error)]
+    # A rotation list must not smuggle the public key back in under a key id.
+    dev_key = base64.b64decode(DEV_ENCRYPTION_KEY)
+    if any(entry.split(":", 1)[-1].strip() and _decodes_to(entry.split(":", 1)[-1], dev_key) for entry in key.split(",")):
+        return ["DATA_ENCRYPTION_KEY contains the public development key"]
     return []
+
+
+def _decodes_to(text: str, raw: bytes) -> bool:
+    try:
+        return base64.b64decode(text.strip(), validate=True) == raw
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _identity_provider_problems(settings: Settings) -> list[str]:

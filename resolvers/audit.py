@@ -1,10 +1,9 @@
-"""What one request read or wrote, collected while it runs and written as one audit record at its end."""
+"""Audit records of requests (from what the request collected in `Context.audit`) and the audit trail."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
-
-import logging
 
 from context import Context
 from errors import BadInput
@@ -39,18 +38,6 @@ async def record_operation(context: Context, *, action: str, operation: str | No
         log.exception("audit write failed; the response is withheld")
         return False
     return True
-
-
-def push_entry(context: Context, operation: str, state: dict[str, Any]) -> dict[str, Any]:
-    """The audit record of one subscription push: the case it showed."""
-    principal = context.principal
-    return {
-        "at": datetime.now(timezone.utc), "actor": principal.subject if principal else "anonymous",
-        "actorName": principal.username if principal else None, "action": "READ", "operation": operation,
-        "outcome": "ok", "caseIds": [state["id"]],
-        "customerIds": [state["customerId"]] if state.get("customerId") else [],
-        "fields": [], "eventIds": [], "changes": [], "channel": context.channel, "reason": context.audit_reason,
-    }
 
 
 async def audit_trail(

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from consumers.publication import PublishedState
 from context import Context
 from errors import Unauthenticated
-from resolvers.audit import push_entry
 from stores.case_scope import scope_admits
 
 
@@ -26,9 +25,7 @@ async def visible_updates(context: Context, case_id: str | None, operation: str)
                 raise Unauthenticated("the token expired; subscribe again with a fresh one") from None
             if not scope_admits(context.scope, published.state):
                 continue
+            # The push's audit record (schema/audit.py, once its selection has run) names this case too.
+            context.audit.cases_returned([published.state])
             yield published
 
-
-async def record_push(context: Context, operation: str, published: PublishedState) -> None:
-    """Every push is a read: on record before it is sent, or not sent."""
-    await context.services.audit.append(push_entry(context, operation, published.state))

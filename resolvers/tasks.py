@@ -12,4 +12,5 @@ async def get_task(context: Context, task_id: str) -> tuple[dict[str, Any], str]
     if case is None:
         return None
     task = next(t for t in case["tasks"] if t["id"] == task_id)
+    context.audit.cases_returned([case])
     return task, case["_id"]

@@ -68,23 +68,24 @@ def _outcome(errors: list[GraphQLError] | None) -> str:
 class AuditOperation(SchemaExtension):
     """One append-only record per query or mutation; if it cannot be written, the caller gets no data.
 
-    Subscription pushes are audited one by one where they are produced; here a subscription leaves a record
-    only when it is refused or fails, so an attempt to watch what one may not see is on record too.
+    A subscription leaves one record per push (or refusal), written after the push's selection has run, so it
+    names every case and sensitive field that push showed; a push that cannot be recorded is not sent.
     """
 
-    _subscription_recorded = False
-
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:  # type: ignore[override]
-        errors = getattr(result, "errors", None)
         execution = self.execution_context
-        if errors and not self._subscription_recorded:
-            self._subscription_recorded = True
-            _, roots = operation_roots(execution.graphql_document, execution.operation_name)
-            await record_operation(execution.context, action="READ", outcome=_outcome(errors),
-                                   operation=execution.operation_name or ",".join(sorted(roots)) or None)
+        context = execution.context
+        _, roots = operation_roots(execution.graphql_document, execution.operation_name)
+        recorded = await record_operation(context, action="READ", outcome=_outcome(getattr(result, "errors", None)),
+                                          operation=execution.operation_name or ",".join(sorted(roots)) or None)
+        context.begin_operation()  # the next push starts a record of its own
+        if not recorded:
+            result.data = None
+            result.errors = [GraphQLError(AUDIT_UNAVAILABLE, extensions={"code": "INTERNAL"})]
         yield
 
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
+        self.execution_context.context.begin_operation()
         yield
         execution = self.execution_context
         operation, roots = operation_roots(execution.graphql_document, execution.operation_name)

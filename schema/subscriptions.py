@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from resolvers.subscriptions import record_push, visible_updates
+from resolvers.subscriptions import visible_updates
 from schema.cases import Case
 
 
@@ -33,7 +33,6 @@ class Subscription:
             if published.state["version"] <= last_version:
                 continue
             last_version = published.state["version"]
-            await record_push(info.context, "caseUpdated", published)
             yield Case.from_doc(published.state)
 
     @strawberry.subscription(description="Status changes of any case, optionally of one customer or case type.")
@@ -48,7 +47,6 @@ class Subscription:
                 continue
             if case_type is not None and state.get("caseType") != case_type:
                 continue
-            await record_push(info.context, "caseStatusChanged", published)
             yield CaseStatusChange(
                 case_id=state["id"], customer_id=state.get("customerId"), case_type=state["caseType"],
                 status=state["status"], previous_status=published.previous_status, stage=state.get("stage"),

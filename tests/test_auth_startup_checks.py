@@ -18,7 +18,6 @@ PROD_ENV = {
 }
 
 DEV_KEY = "DATA_ENCRYPTION_KEY is unset or the public development key; set a secret key (base64 of 32 random bytes)"
-BAD_KEY = "DATA_ENCRYPTION_KEY is not base64 of 32 bytes"
 NO_STORE = ("MONGODB_URI is unset: the in-memory store loses every case on restart; set MONGODB_URI "
             "(or ALLOW_EMBEDDED=1 to accept that)")
 DEV_SECRET = ("AUTH_DEV_SECRET is set, but HS256 development tokens are never honoured outside APP_ENV=dev; "
@@ -55,14 +54,19 @@ def test_prod_on_bare_defaults_lists_every_problem() -> None:
     ({"AUTH_DEV_SECRET": "a-real-looking-secret"}, DEV_SECRET),
     ({"DATA_ENCRYPTION_KEY": None}, DEV_KEY),
     ({"DATA_ENCRYPTION_KEY": "ZGV2LWtleS1jYXNlLXJlcG9zaXRvcnktMzItYnl0ZXM="}, DEV_KEY),
-    ({"DATA_ENCRYPTION_KEY": "not base64!"}, BAD_KEY),
-    ({"DATA_ENCRYPTION_KEY": base64.b64encode(bytes(16)).decode()}, BAD_KEY),
+    ({"DATA_ENCRYPTION_KEY": "not base64!"}, "DATA_ENCRYPTION_KEY: the key is not valid base64"),
+    ({"DATA_ENCRYPTION_KEY": base64.b64encode(bytes(16)).decode()},
+     "DATA_ENCRYPTION_KEY: the key must decode to 32 bytes, got 16"),
+    ({"DATA_ENCRYPTION_KEY": "k2:" + base64.b64encode(bytes(range(32))).decode()
+      + ",k1:ZGV2LWtleS1jYXNlLXJlcG9zaXRvcnktMzItYnl0ZXM="},
+     "DATA_ENCRYPTION_KEY contains the public development key"),
     ({"MONGODB_URI": None}, NO_STORE),
     ({"AUTH_JWKS_URL": None}, unset("AUTH_JWKS_URL")),
     ({"AUTH_ISSUER": None}, unset("AUTH_ISSUER")),
     ({"AUTH_AUDIENCE": None}, unset("AUTH_AUDIENCE")),
     ({"AUTH_JWKS_URL": "file:///etc/keys.json"}, "AUTH_JWKS_URL must be an http(s) URL"),
 ], ids=["dev secret set", "no encryption key", "dev encryption key", "key not base64", "16-byte key",
+        "dev key in a rotation list",
         "in-memory store", "no JWKS URL", "no issuer", "no audience", "JWKS URL not http"])
 def test_each_unsafe_setting_is_named(changes, problem) -> None:
     assert production_problems(prod(**changes)) == [problem]
@@ -83,3 +87,11 @@ def test_check_startup_exits_naming_every_problem() -> None:
         check_startup(prod(MONGODB_URI=None, AUTH_ISSUER=None))
 
     assert exited.value.code == f"refusing to start with APP_ENV=prod:\n  - {NO_STORE}\n  - {unset('AUTH_ISSUER')}"
+
+
+@pytest.mark.parametrize("key", [
+    "k1:" + base64.b64encode(bytes(range(32))).decode(),
+    "k2:" + base64.b64encode(bytes(range(1, 33))).decode() + ",k1:" + base64.b64encode(bytes(range(32))).decode(),
+], ids=["one key with its id", "rotation list"])
+def test_the_documented_key_formats_start_in_production(key: str) -> None:
+    assert production_problems(prod(DATA_ENCRYPTION_KEY=key)) == []
