@@ -93,7 +93,11 @@ def _updated(case: dict[str, Any], event: CaseEvent, data: ev.CaseUpdated, order
     values = _dump(data, partial=True)
     customer = values.pop("customer", None)
     if customer:
-        _merge(case.setdefault("customer", {}), customer, order)
+        current = case.setdefault("customer", {})
+        if customer.get("id") not in (None, current.get("id")) and order > current.get("stamps", {}).get("id", []):
+            # Another person, not a correction: nothing of the previous customer (PESEL, index) may stay.
+            current = case["customer"] = {}
+        _merge(current, customer, order)
         # The case moves to another customer's 360 when its customer id changes.
         case["customerId"] = case["customer"]["id"]
     _merge(case, values, order)

@@ -201,3 +201,17 @@ async def test_a_case_moved_to_another_customer_follows_them(services: Any, gql:
 
     assert new_owner == {"data": {"customer": {"id": "CUST-9", "name": "Jan Nowak", "cases": {"totalCount": 1}}}}
     assert old_owner == {"data": {"customer": None}}
+
+
+async def test_a_case_moved_to_another_customer_keeps_nothing_of_the_previous_one(services, gql) -> None:
+    from tests.factories import bearer, created, event
+
+    await services.pipeline.ingest([created("CASE-1")])
+    await services.pipeline.ingest([event("case.updated", "CASE-1", {"customer": {"id": "CUST-2", "name": "Jan Nowak"}})])
+    back_office = bearer(roles=("back-office", "case-reader"), channel="BACK_OFFICE")
+
+    moved = await gql('{ customer(id: "CUST-2") { id name segment pesel } '
+                      'customerByPesel(pesel: "85031207819") { id } }', headers=back_office)
+
+    assert moved == {"data": {"customer": {"id": "CUST-2", "name": "Jan Nowak", "segment": None, "pesel": None},
+                              "customerByPesel": None}}
