@@ -17,7 +17,9 @@ from prometheus_client import Counter, Gauge
 from consumers.cloudevents import CaseEvent, InvalidEvent, parse_kafka_message
 from consumers.dead_letters import DeadLetters
 from consumers.pipeline import EventPipeline, IngestStatus
+from errors import Conflict, StoreUnavailable
 from settings import Settings
+from stores.database import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 CONSUMER_LAG = Gauge("case_repository_consumer_lag", "Messages behind the partition end", ["partition"])
@@ -35,6 +37,11 @@ HEARTBEAT_INTERVAL_MS = 1000
 SESSION_TIMEOUT_MS = 10000
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
+# Failures that a later retry can cure: the batch is rewound and retried with backoff. Anything else is a
+# poison event: isolated and dead-lettered, so one event cannot stop its partition.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    *OUTAGE_ERRORS, StoreUnavailable, Conflict, KafkaError, ConnectionError, TimeoutError, asyncio.CancelledError,
+)
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):
@@ -155,16 +162,42 @@ class IngestConsumer:
                     valid.append((message, parse_kafka_message(message.value, message.headers, message.key)))
                 except InvalidEvent as error:
                     refused.append((message, error.reason))
-        results = await self._pipeline.ingest([event for _, event in valid],
-                                              actor=f"kafka:{self._settings.kafka_group_id}")
-        refused += [(message, result.reason or "rejected by the pipeline")
-                    for (message, _), result in zip(valid, results, strict=True)
-                    if result.status is IngestStatus.REJECTED]
+        refused += await self._ingest(valid)
         # Dead letters go out only once the store has the batch, so a retried batch does not repeat them.
         for message, reason in refused:
             await self._dead_letter(message, reason)
         await self._consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batch.items()})
         self._record_lag(batch)
+
+    async def _ingest(self, valid: list[tuple[ConsumerRecord, CaseEvent]]) -> list[tuple[ConsumerRecord, str]]:
+        """Apply the batch; the messages to dead-letter. A transient failure propagates (the batch is rewound)."""
+        actor = f"kafka:{self._settings.kafka_group_id}"
+        try:
+            results = await self._pipeline.ingest([event for _, event in valid], actor=actor)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - not an outage: find the event that fails every time, not the partition
+            log.exception("batch failed for a reason retrying cannot cure; applying its events one by one")
+            return await self._ingest_one_by_one(valid, actor)
+        return [(message, result.reason or "rejected by the pipeline")
+                for (message, _), result in zip(valid, results, strict=True)
+                if result.status is IngestStatus.REJECTED]
+
+    async def _ingest_one_by_one(self, valid: list[tuple[ConsumerRecord, CaseEvent]],
+                                 actor: str) -> list[tuple[ConsumerRecord, str]]:
+        refused = []
+        for message, event in valid:
+            try:
+                [result] = await self._pipeline.ingest([event], actor=actor)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:  # noqa: BLE001 - this one event would block its partition forever
+                log.exception("event cannot be applied; dead-lettering it", extra={"event_id": event.id})
+                refused.append((message, f"could not be applied ({type(error).__name__}); see the log"))
+                continue
+            if result.status is IngestStatus.REJECTED:
+                refused.append((message, result.reason or "rejected by the pipeline"))
+        return refused
 
     def _record_lag(self, batch: Batch) -> None:
         assert self._consumer is not None

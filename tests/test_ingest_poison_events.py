@@ -1,0 +1,98 @@
+"""An event that fails every time it is applied (not an outage) is dead-lettered; its partition goes on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from pymongo.errors import AutoReconnect
+
+from consumers.kafka_ingest import IngestConsumer
+from stores.case_scope import EVERYTHING
+from tests.factories import case_created_data, envelope
+
+PARTITION = TopicPartition("case-events", 0)
+
+
+@dataclass
+class Message:
+    offset: int
+    value: bytes
+    key: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    topic: str = PARTITION.topic
+    partition: int = PARTITION.partition
+
+
+class Consumer:
+    """What the ingest loop asks of aiokafka's consumer while applying a batch."""
+
+    def __init__(self) -> None:
+        self.committed: dict[TopicPartition, int] = {}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.committed.update(offsets)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {PARTITION}
+
+    def highwater(self, partition: TopicPartition) -> int:
+        return 3
+
+
+class Letters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, str]] = []
+
+    async def record(self, payload: Any, reason: str, **_: Any) -> None:
+        self.sent.append((payload, reason))
+
+
+def _message(offset: int, case_id: str) -> Message:
+    raw = envelope("case.created", case_id, case_created_data(), event_id=f"evt-{case_id}")
+    return Message(offset, orjson.dumps(raw), case_id.encode())
+
+
+@pytest.fixture
+def loop(settings, services, monkeypatch) -> tuple[IngestConsumer, Consumer, Letters]:
+    real_ingest = services.pipeline.ingest
+
+    async def ingest(events, **kwargs):
+        if any(e.case_id == "CASE-POISON" for e in events):
+            raise ValueError("a bug that fails this event every time")
+        return await real_ingest(events, **kwargs)
+
+    monkeypatch.setattr(services.pipeline, "ingest", ingest)
+    letters, consumer = Letters(), Consumer()
+    ingest_loop = IngestConsumer(settings, services.pipeline, letters)
+    ingest_loop._consumer = consumer
+    return ingest_loop, consumer, letters
+
+
+async def test_a_poison_event_is_dead_lettered_and_the_others_applied(loop, services) -> None:
+    ingest_loop, consumer, letters = loop
+    batch = {PARTITION: [_message(0, "CASE-1"), _message(1, "CASE-POISON"), _message(2, "CASE-2")]}
+
+    await ingest_loop._apply(batch)
+
+    stored = await services.cases.get_many(["CASE-1", "CASE-2", "CASE-POISON"], scope=EVERYTHING)
+    assert sorted(stored) == ["CASE-1", "CASE-2"]
+    assert [(orjson.loads(p)["subject"], r) for p, r in letters.sent] == [
+        ("CASE-POISON", "could not be applied (ValueError); see the log")]
+    assert consumer.committed == {PARTITION: 3}
+
+
+async def test_an_outage_is_not_mistaken_for_a_poison_event(loop, services, monkeypatch) -> None:
+    ingest_loop, consumer, letters = loop
+
+    async def store_down(*args: Any, **kwargs: Any) -> Any:
+        raise AutoReconnect("primary stepped down")
+
+    monkeypatch.setattr(services.cases, "get_for_update", store_down)
+
+    with pytest.raises(AutoReconnect):
+        await ingest_loop._apply({PARTITION: [_message(0, "CASE-1")]})
+
+    assert (letters.sent, consumer.committed) == ([], {})
