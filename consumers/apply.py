@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from consumers.cloudevents import CaseEvent
+from consumers.cloudevents import CaseEvent, to_millisecond
 from consumers import event_types as ev
 
 Order = list[Any]
@@ -22,9 +22,12 @@ CLEARABLE = frozenset({"assignee", "dueAt", "participantId", "formKey", "branch"
 
 
 def _plain(value: Any) -> Any:
-    """Pydantic values as store values: Decimals become strings so amounts keep every digit."""
+    """Pydantic values as store values: Decimals become strings so amounts keep every digit; times keep
+    milliseconds, as MongoDB does."""
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, datetime):
+        return to_millisecond(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

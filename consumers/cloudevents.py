@@ -57,7 +57,12 @@ def _parse_time(value: Any) -> datetime:
         raise InvalidEvent("time: must be an RFC 3339 string")
     if moment.tzinfo is None:
         raise InvalidEvent("time: must carry a UTC offset")
-    return moment.astimezone(timezone.utc)
+    return to_millisecond(moment.astimezone(timezone.utc))
+
+
+def to_millisecond(moment: datetime) -> datetime:
+    """MongoDB keeps milliseconds: cut finer digits on the way in, so order and history read back the same."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _parse_sequence(value: Any) -> int | None:
