@@ -200,7 +200,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         log.info("case repository stopped")
 
     schema = build_schema(expose_internal_errors=settings.is_dev, introspection=settings.introspection_enabled)
-    view = CaseRepositoryView(schema=schema, allow_queries_via_get=True, **graphql_view_options(settings))
+    # No queries over GET: their arguments (a PESEL, say) would sit in URLs, proxy logs and browser history.
+    view = CaseRepositoryView(schema=schema, allow_queries_via_get=False, **graphql_view_options(settings))
     app.cleanup_ctx.append(lifecycle)
     app.router.add_route("*", "/graphql", view)
     app.router.add_get("/healthz", healthz)

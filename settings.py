@@ -88,6 +88,12 @@ class Settings:
         return self.app_env == "dev"
 
     @property
+    def dev_tokens_accepted(self) -> bool:
+        """HS256 development tokens: only in dev, and with the public default secret only on the in-memory
+        store, so a real deployment that forgot APP_ENV=prod does not accept tokens anyone can sign."""
+        return self.is_dev and (self.embedded_store or self.auth_dev_secret != DEV_AUTH_SECRET)
+
+    @property
     def introspection_enabled(self) -> bool:
         """On in dev, off in prod unless GRAPHQL_INTROSPECTION=1."""
         return self.is_dev if self.graphql_introspection is None else self.graphql_introspection

@@ -108,7 +108,7 @@ class TokenVerifier:
 
     async def _key_for(self, header: Mapping[str, Any]) -> tuple[str, Any]:
         algorithm = header.get("alg")
-        if algorithm == DEV_ALGORITHM and self._settings.is_dev:
+        if algorithm == DEV_ALGORITHM and self._settings.dev_tokens_accepted:
             return algorithm, self._settings.auth_dev_secret
         if not isinstance(algorithm, str) or algorithm not in JWKS_ALGORITHMS:
             raise Unauthenticated("invalid token: algorithm")

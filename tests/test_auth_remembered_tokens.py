@@ -53,3 +53,11 @@ async def test_a_forged_token_is_never_remembered(decodes) -> None:
             await verifier.verify(forged)
 
     assert decodes == [forged, forged]
+
+
+async def test_the_public_dev_secret_is_refused_against_a_real_store() -> None:
+    """APP_ENV forgotten (dev) on a real MongoDB: tokens signed with the published dev secret get nowhere."""
+    verifier = TokenVerifier(Settings(mongodb_uri="mongodb://db.bank.internal:27017"))
+
+    with pytest.raises(tokens.Unauthenticated):
+        await verifier.verify(token())

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from auth.dev_tokens import mint_dev_token
 from context import Services
 from settings import Settings
-from tests.factories import PUBLISH_CASE_EVENT, case_created_data, envelope, publish_input
+from tests.factories import bearer, PUBLISH_CASE_EVENT, case_created_data, envelope, publish_input
 
 PANEL = "https://panel.bank.example"
 MiB = 1024 * 1024
@@ -70,10 +70,12 @@ async def test_a_mutation_over_get_is_refused_and_creates_nothing(
     assert await case_9_titles(services) == []
 
 
-async def test_a_query_over_get_is_answered(client: TestClient) -> None:
-    response = await client.get("/graphql", params={"query": "{ __typename }"})
+async def test_a_query_over_get_is_refused_so_no_argument_lands_in_a_url_log(client: TestClient, services) -> None:
+    response = await client.get("/graphql", params={"query": '{ customerByPesel(pesel: "85031207819") { id } }'},
+                                headers=bearer())
 
-    assert (response.status, await response.json()) == (200, {"data": {"__typename": "Query"}})
+    assert (response.status, await response.text()) == (400, "queries are not allowed when using GET")
+    assert (await services.audit.trail(first=5)).records == []
 
 
 @pytest.mark.parametrize("content_type", [
