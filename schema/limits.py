@@ -44,6 +44,9 @@ from strawberry.types import StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+# Fields that cost a store round trip for each parent object (a customer's own case list and timeline): under a
+# list of 200 cases they would be 400 queries, so each weighs as much as a modest page of fields.
+PER_PARENT_READS: dict[tuple[str, str], int] = {("Customer", "cases"): 250, ("Customer", "timeline"): 250}
 _INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 _TOO_MANY_TOKENS = re.compile(r"^Syntax Error: Document contains more than \d+ tokens")
@@ -280,7 +283,8 @@ class _CostMeter:
                 field = fields.get(name)
                 if field is None or name.startswith("__"):
                     continue  # introspection and __typename are schema-bounded; unknown fields fail validation
-                cost += times
+                # A field that reads the store once per parent (not batched) weighs like many fields.
+                cost += times * (1 + PER_PARENT_READS.get((parent_type.name, name), 0))
                 if not selection.selection_set:
                     continue
                 named = get_named_type(field.type)

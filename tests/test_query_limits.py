@@ -371,3 +371,16 @@ async def test_the_limits_add_no_per_field_resolve_hook() -> None:
     extensions = [factory() for factory in limit_extensions(QueryLimits(), introspection=False)]
 
     assert [type(e).__name__ for e in extensions if e._implements_resolve()] == []
+
+
+async def test_a_list_that_would_read_every_customers_own_cases_is_too_complex(client) -> None:
+    """`Customer.cases` and `timeline` cost one store read per customer: under a long list they are refused."""
+    from tests.factories import bearer
+
+    query = ("{ cases(first: 200) { edges { node { customer { cases(first: 1) { totalCount } "
+             "timeline(first: 1) { edges { cursor } } } } } } }")
+    response = await client.post("/graphql", json={"query": query}, headers=bearer())
+    body = await response.json()
+
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COMPLEX"]
