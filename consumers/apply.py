@@ -81,9 +81,8 @@ def _history_entry(event: CaseEvent, kind: str, summary: str, at: datetime | Non
 
 def _created(case: dict[str, Any], event: CaseEvent, data: ev.CaseCreated, order: Order) -> dict[str, Any]:
     values = _dump(data)
-    for name in ("participants",):
-        for item in values.pop(name):
-            _merge_item(case, name, item, order)
+    for participant in values.pop("participants"):
+        _merge_item(case, "participants", participant, order)
     customer = values.pop("customer")
     case["customerId"] = customer["id"]
     _merge(case.setdefault("customer", {}), customer, order)
@@ -109,7 +108,8 @@ def _updated(case: dict[str, Any], event: CaseEvent, data: ev.CaseUpdated, order
 
 
 def _status_changed(case: dict[str, Any], event: CaseEvent, data: ev.StatusChanged, order: Order) -> dict[str, Any]:
-    _merge(case, _dump(data, partial=True), order)
+    # The reason belongs to this change, not to the case: it goes into the history entry only.
+    _merge(case, {k: v for k, v in _dump(data, partial=True).items() if k != "reason"}, order)
     summary = f"Status changed to {data.status}" + (f", stage {data.stage}" if data.stage else "")
     entry = _history_entry(event, "STATUS_CHANGED", summary + (f" ({data.reason})" if data.reason else ""))
     return entry

@@ -77,11 +77,5 @@ class EventStore:
         records = await self._events.find({"caseId": {"$in": ids}, "status": PARKED}).to_list(None)
         return [{**record, "envelope": open_envelope(record["envelope"], self._cipher)} for record in records]
 
-    async def known(self, event_ids: Iterable[str]) -> dict[str, str]:
-        """Status of each event id the journal has seen."""
-        ids = list(event_ids)
-        docs = await self._events.find({"_id": {"$in": ids}}, {"status": 1}).to_list(None)
-        return {doc["_id"]: doc["status"] for doc in docs}
-
     async def count_parked(self) -> int:
         return await self._events.count_documents({"status": PARKED})
