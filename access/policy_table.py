@@ -38,7 +38,7 @@ def policy_markdown() -> str:
     lines.append(f"- `restricted` cases only by {_roles(RESTRICTED_CASE_ROLES)};")
     if BRANCH_SCOPED:
         lines.append("- a token with a `branch` claim sees only cases of that branch;")
-    lines.append("- a Customer Panel token sees only its own case.")
+    lines.append("- a Customer Panel token's rows are its own case (no operation above admits a panel token yet).")
     return "\n".join(lines)
 
 

@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
+from access.policy import CHANNELS
 from errors import Unauthenticated
 
 SERVICE_ACCOUNT_PREFIX = "service-account-"
 PANEL_TOKEN_USE = "panel"
-CHANNELS = frozenset({"BRANCH", "CALL_CENTER", "BACK_OFFICE", "ONLINE", "MOBILE", "PANEL"})
 
 
 class PrincipalKind(StrEnum):

@@ -10,11 +10,10 @@ from pymongo.errors import BulkWriteError
 
 from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_filter, criteria_filter, sort_spec
 from stores.case_scope import CaseScope, within_scope
-from stores.database import Database
+from stores.database import DUPLICATE_KEY, Database
 from stores.protection import FieldCipher, seal_case
 
 COLLECTION = "cases"
-DUPLICATE_KEY = 11000
 
 INDEXES = [
     IndexModel([("customerId", ASCENDING), ("updatedAt", DESCENDING)], name="customer_updated"),

@@ -12,6 +12,9 @@ STORE_OPERATIONS = Counter(
     ["collection", "operation"],
 )
 
+# MongoDB's error code for a unique-index violation (an insert that someone else already made).
+DUPLICATE_KEY = 11000
+
 # Errors that mean "the store is not reachable now": the consumer backs off instead of dead-lettering.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError,

@@ -8,12 +8,11 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from stores.database import Database
+from stores.database import DUPLICATE_KEY, Database
 from stores.protection import FieldCipher, open_envelope, seal_envelope
 
 COLLECTION = "events"
 APPLIED = "APPLIED"
-DUPLICATE_KEY = 11000
 PARKED = "PARKED"
 
 INDEXES = [IndexModel([("caseId", ASCENDING), ("status", ASCENDING)], name="case_status")]
