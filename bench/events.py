@@ -41,6 +41,12 @@ class CaseScript:
                               "phone": "+48601200300", "pesel": "85031207819"}],
         })
 
+    def action(self, number: int) -> dict[str, Any]:
+        """A `case.action_recorded`: one more history entry and nothing else."""
+        return self.event("case.action_recorded", {"action": {
+            "id": f"{self.case_id}-A{number}", "kind": "CALL", "summary": f"Call number {number} with the customer",
+            "actor": ADVISOR, "channel": "CALL_CENTER", "at": self.at.isoformat()}})
+
     def follow_up(self, number: int) -> dict[str, Any]:
         """The `number`-th follow-up of a typical case: documents, tasks, incidents, actions, status."""
         n = number
@@ -52,9 +58,7 @@ class CaseScript:
                 "id": f"{self.case_id}-T{n}", "name": f"Verify document {n}", "formKey": "verify",
                 "candidateGroups": ["back-office"], "state": "CREATED",
                 "dueAt": (self.at + timedelta(days=2)).isoformat()}}),
-            lambda: self.event("case.action_recorded", {"action": {
-                "id": f"{self.case_id}-A{n}", "kind": "CALL", "summary": f"Call number {n} with the customer",
-                "actor": ADVISOR, "channel": "CALL_CENTER", "at": self.at.isoformat()}}),
+            lambda: self.action(n),
             lambda: self.event("case.incident_raised", {"incident": {
                 "id": f"I-{n}", "kind": "SERVICE_TIMEOUT", "message": "Credit bureau did not answer",
                 "service": "bik-gateway", "retryable": True, "at": self.at.isoformat()}}),

@@ -6,10 +6,10 @@ import asyncio
 import sys
 import time
 
-from bench import r1_case_detail, r2_security, r3_round_trips, r4_ingest
+from bench import r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history
 from bench.report import Ratio
 
-BENCHMARKS = (r1_case_detail, r2_security, r3_round_trips, r4_ingest)
+BENCHMARKS = (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history)
 
 
 async def run_all() -> list[Ratio]:

@@ -1,0 +1,127 @@
+"""R5: the cost of one event on a case with a long history, against one on a brand-new case.
+
+Both sides send `case.action_recorded`, one event per `EventPipeline.ingest` call as a live stream does, through
+the same app (started by its own cleanup_ctx, so indexes are whatever startup creates) on the same in-memory
+store. The long side sends every event to one case that already holds 10,000 history entries (its
+`case.created` and 9,999 actions, ingested in batches of 500); the new side sends each event to a different case
+that holds only its `case.created`. The long case and the whole pool of new cases exist before any timing, so
+both sides see the same collections; rounds alternate the sides (and which goes first) so noise hits both.
+Printed as a cost ratio, new-case events/s / long-case events/s: how many times dearer an event is once its case
+has a long history. Target: <= 1.5 - applying an event must not cost in proportion to the case's history.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bench.events import START, CaseScript, parsed
+from bench.report import Ratio, rate_line, ratio_line
+from consumers.cloudevents import CaseEvent
+from consumers.pipeline import EventPipeline, IngestStatus
+from context import Services
+from server import SERVICES, create_app
+from settings import Settings
+from stores.database import connect
+
+HISTORY = 10_000
+ROUNDS = 5
+PER_ROUND = 20
+SETUP_BATCH = 500
+TARGET = 1.5
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Events/s on each side, and how long building the long case and the pool took."""
+
+    new: float
+    long: float
+    setup_seconds: float
+
+    @property
+    def ratio(self) -> Ratio:
+        cost = self.new / self.long
+        return Ratio("R5 new-case events/s / long-case events/s", cost, f"<= {TARGET}", cost <= TARGET, ".2f")
+
+
+@asynccontextmanager
+async def started(app: web.Application) -> AsyncIterator[Services]:
+    """The app's services as its startup leaves them (indexes and all), without serving HTTP."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        yield app[SERVICES]
+    finally:
+        await runner.cleanup()
+
+
+async def _apply(pipeline: EventPipeline, events: Sequence[CaseEvent]) -> None:
+    results = await pipeline.ingest(events, actor="bench")
+    refused = [r for r in results if r.status is not IngestStatus.APPLIED]
+    if refused:
+        raise RuntimeError(f"the pipeline did not apply {len(refused)} of {len(events)} events: {refused[0]}")
+
+
+async def _apply_in_batches(pipeline: EventPipeline, envelopes: list[dict[str, Any]]) -> None:
+    for start in range(0, len(envelopes), SETUP_BATCH):
+        await _apply(pipeline, parsed(envelopes[start:start + SETUP_BATCH]))
+
+
+async def _timed(pipeline: EventPipeline, event: CaseEvent) -> float:
+    started_at = time.perf_counter()
+    results = await pipeline.ingest([event], actor="bench")
+    elapsed = time.perf_counter() - started_at
+    if results[0].status is not IngestStatus.APPLIED:
+        raise RuntimeError(f"the pipeline did not apply {event.id}: {results[0]}")
+    return elapsed
+
+
+async def measure(history: int = HISTORY, rounds: int = ROUNDS, per_round: int = PER_ROUND) -> Rates:
+    """Build the long case and `rounds * per_round` new cases, then time both sides round by round."""
+    app = create_app(Settings(demo_data=False), connect(None, "bench_r5"))
+    async with started(app) as services:
+        pipeline = services.pipeline
+        setup_started = time.perf_counter()
+        long_case = CaseScript("CASE-LONG")
+        await _apply_in_batches(pipeline, [long_case.created(1)]
+                                + [long_case.action(number) for number in range(1, history)])
+        new_cases = [CaseScript(f"CASE-NEW-{number:05d}", START + timedelta(minutes=number))
+                     for number in range(rounds * per_round)]
+        await _apply_in_batches(pipeline, [case.created(number % 97) for number, case in enumerate(new_cases)])
+        setup_seconds = time.perf_counter() - setup_started
+
+        sides = {
+            "new": parsed([case.action(1) for case in new_cases]),
+            "long": parsed([long_case.action(history + number) for number in range(rounds * per_round)]),
+        }
+        seconds = dict.fromkeys(sides, 0.0)
+        for round_number in range(rounds):
+            order = ["new", "long"] if round_number % 2 == 0 else ["long", "new"]
+            for side in order:
+                for event in sides[side][round_number * per_round:(round_number + 1) * per_round]:
+                    seconds[side] += await _timed(pipeline, event)
+    count = rounds * per_round
+    return Rates(new=count / seconds["new"], long=count / seconds["long"], setup_seconds=setup_seconds)
+
+
+async def run() -> Ratio:
+    rates = await measure()
+    ratio = rates.ratio
+    print(f"R5 history: one case.action_recorded per ingest call, {ROUNDS} rounds x {PER_ROUND} events a side, "
+          f"in-memory store; setup ({HISTORY:,}-entry case + {ROUNDS * PER_ROUND} new cases) "
+          f"{rates.setup_seconds:.1f} s")
+    print(rate_line("EventPipeline.ingest, brand-new case", rates.new, "events/s"))
+    print(rate_line(f"EventPipeline.ingest, case with {HISTORY:,} entries", rates.long, "events/s"))
+    print(ratio_line(ratio))
+    return ratio
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
