@@ -16,9 +16,9 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.types import Info
 from strawberry.types.base import get_object_definition
 
+from access.operations import operation_roots
 from access.policy import ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, SYSTEM_CLIENTS, Access, FieldRule
 from errors import Forbidden, Unauthenticated
-from schema.operations import operation_roots
 
 _NAMES = NameConverter()
 

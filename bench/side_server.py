@@ -1,7 +1,7 @@
 """One side of R2 in its own process: `python -m bench.side_server secure|insecure [--settings JSON]`.
 
 The child pins itself to the first CPU, builds its app (create_app, or bench/unsecured.py's baseline),
-ingests R1's detailed case, serves on 127.0.0.1 and prints {"url", "shape"} as its first stdout line. When
+ingests R1's detailed case, serves on 127.0.0.1 and prints {"url"} as its first stdout line. When
 its stdin closes it times the query in process and prints its report as its last line: audit records and
 garbage-collector time while serving, and the in-process timings. `ServerProcess` is the parent's handle.
 With --profile the child runs its event loop under cProfile while serving and writes the top functions to
@@ -31,7 +31,7 @@ from bench.events import detailed_case, parsed
 from bench.load import pin_to_cpu
 from bench.r1_case_detail import CASE_ID, QUERY
 from bench.serving import serve
-from bench.unsecured import app_shape, unscoped_context, unsecured_app
+from bench.unsecured import unscoped_context, unsecured_app
 from context import Context
 from resolvers.audit import audit_entry
 from server import SERVICES, create_app
@@ -114,7 +114,7 @@ async def serve_side(side: str, overrides: dict[str, Any], profile: bool, top: i
     async with serve(app) as url:
         await app[SERVICES].pipeline.ingest(parsed(detailed_case(CASE_ID)))
         before = await _audit_records(database)
-        _say({"url": url, "shape": app_shape(app)})
+        _say({"url": url})
         if profiler is not None:
             profiler.enable()
         with GcPauses() as gc_pauses:
@@ -170,7 +170,6 @@ class ServerProcess:
     side: str
     process: asyncio.subprocess.Process
     url: str
-    shape: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -187,7 +186,7 @@ class ServerProcess:
             await process.wait()
             raise RuntimeError(f"the {side} server exited with code {process.returncode} before serving")
         started = orjson.loads(line)
-        return cls(side, process, started["url"], started["shape"])
+        return cls(side, process, started["url"])
 
     async def stop(self) -> None:
         if self.process.returncode is not None:

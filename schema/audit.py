@@ -8,10 +8,13 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError, OperationType
 from strawberry.extensions import SchemaExtension
+from strawberry.types import Info
 
+from access.operations import operation_roots
 from errors import DomainError
+from resolvers import audit as audit_rules
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
-from schema.operations import operation_roots
+from schema.connections import Connection, connection_from_page
 
 _DENIALS = {"FORBIDDEN", "UNAUTHENTICATED", "QUERY_TOO_COMPLEX"}
 # Root fields that read nothing of a case or a customer: not worth a record each.
@@ -54,6 +57,18 @@ class AuditRecord:
             changes=[AuditChange(field=c.get("field", ""), old=c.get("old"), new=c.get("new"), case_id=c.get("caseId"))
                      for c in doc.get("changes") or []],
         )
+
+
+@strawberry.type
+class AuditQueries:
+    @strawberry.field(description="The tamper-evident audit trail, newest first.")
+    async def audit_trail(
+        self, info: Info, case_id: strawberry.ID | None = None, customer_id: strawberry.ID | None = None,
+        actor: str | None = None, first: int | None = None, after: str | None = None,
+    ) -> Connection[AuditRecord]:
+        page = await audit_rules.audit_trail(info.context, case_id=case_id, customer_id=customer_id, actor=actor,
+                                             first=first, after=after)
+        return connection_from_page(page, AuditRecord.from_doc)
 
 
 def _outcome(errors: list[GraphQLError] | None) -> str:

@@ -309,3 +309,18 @@ async def cases_connection(
     order = (order_by or CaseOrderInput()).to_order()
     page = await case_rules.list_cases(info.context, criteria, order, first, after)
     return connection_from_page(page, Case.from_doc)
+
+
+@strawberry.type
+class CaseQueries:
+    @strawberry.field
+    async def case(self, info: Info, id: strawberry.ID) -> Case | None:
+        doc = await case_rules.get_case(info.context, id)
+        return Case.from_doc(doc) if doc else None
+
+    @strawberry.field
+    async def cases(
+        self, info: Info, filter: CaseFilter | None = None, order_by: CaseOrderInput | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[Case]:
+        return await cases_connection(info, filter.to_criteria() if filter else None, order_by, first, after)

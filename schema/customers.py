@@ -94,3 +94,16 @@ class Customer:
     async def timeline(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[TimelineEntry]:
         page = await customer_rules.customer_timeline(info.context, self.id, first, after)
         return connection_from_page(page, TimelineEntry.from_doc)
+
+
+@strawberry.type
+class CustomerQueries:
+    @strawberry.field(description="The customer 360 view.")
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        doc = await customer_rules.get_customer(info.context, id)
+        return Customer.from_doc(doc) if doc else None
+
+    @strawberry.field(description="The customer 360 found by PESEL (looked up by a keyed blind index).")
+    async def customer_by_pesel(self, info: Info, pesel: str) -> Customer | None:
+        doc = await customer_rules.find_customer_by_pesel(info.context, pesel)
+        return Customer.from_doc(doc) if doc else None

@@ -1,4 +1,4 @@
-"""Ingest over HTTP: the `publishCaseEvent` input and result."""
+"""Ingest over HTTP: the `publishCaseEvent` mutation, its input and result."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,6 +6,9 @@ from enum import Enum
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from resolvers import events as event_rules
 
 
 @strawberry.input(description="A CloudEvent of CONTRACT §2; `subject` is the case id.")
@@ -30,3 +33,14 @@ class PublishStatus(Enum):
 class PublishResult:
     event_id: strawberry.ID
     status: PublishStatus
+
+
+@strawberry.type
+class EventMutations:
+    @strawberry.mutation(description="Ingest one CloudEvent through the same pipeline as Kafka.")
+    async def publish_case_event(self, info: Info, event: CaseEventInput) -> PublishResult:
+        result = await event_rules.publish_case_event(
+            info.context, event_id=event.id, source=event.source, event_type=event.type,
+            subject=event.subject, time=event.time, sequence=event.sequence, data=event.data,
+        )
+        return PublishResult(event_id=result.event_id, status=PublishStatus(result.status.value))

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.types import Info
 
 from auth.principal import Principal as SignedIn
+from errors import Unauthenticated
 
 
 @strawberry.type
@@ -23,3 +25,12 @@ class Principal:
             username=principal.username, roles=sorted(principal.roles), groups=list(principal.groups),
             channel=channel, branch=principal.branch,
         )
+
+
+@strawberry.type
+class PrincipalQueries:
+    @strawberry.field(description="Who the caller is: principal, roles, channel.")
+    def me(self, info: Info) -> Principal:
+        if info.context.principal is None:
+            raise Unauthenticated("me needs a signed-in caller")
+        return Principal.from_principal(info.context.principal, info.context.channel)

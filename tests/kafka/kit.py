@@ -24,7 +24,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from consumers.kafka import KafkaClients
 from context import Services
-from server import KAFKA, SERVICES, build_services, create_app
+from edge.keys import KAFKA
+from server import SERVICES, build_services, create_app
 from settings import Settings
 from stores.database import Database
 from tests.factories import case_created_data, envelope

@@ -1,7 +1,7 @@
 """HTTP hardening in front of the GraphQL view: CSRF, body size, batching, security headers.
 
-`http_guards(settings)` returns aiohttp middlewares; put them after `measure` so refusals are counted:
-`web.Application(middlewares=[measure, *http_guards(settings)], client_max_size=1024 * 1024)`.
+`http_guards(settings)` returns aiohttp middlewares; `edge.app.security_middlewares` puts them after `measure`
+(`edge.app.serving_middlewares`) so refusals are counted.
 Every refusal happens before Strawberry reads the request, with a GraphQL-shaped JSON body
 `{"errors": [{"message": ..., "extensions": {"code": "BAD_USER_INPUT"}}]}`.
 
@@ -45,7 +45,7 @@ PREFLIGHT_HEADERS = ("Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 def http_guards(settings: Settings, *, graphql_path: str = GRAPHQL_PATH, max_json_bytes: int = MAX_JSON_BYTES,
                 max_upload_bytes: int = MAX_UPLOAD_BYTES) -> list[Middleware]:
     """The middlewares, outermost first: headers also land on the guards' own refusals."""
-    # Settings holds no knobs for these yet; taking it keeps server.py's wiring stable when it does.
+    # Settings holds no knobs for these yet; taking it keeps edge.app's wiring stable when it does.
     del settings
 
     @web.middleware

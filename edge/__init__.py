@@ -1,0 +1,1 @@
+"""The aiohttp edge: the /graphql view, HTTP guards, authentication, ops endpoints and the app's parts."""

@@ -1,0 +1,50 @@
+"""The app's parts, for server.create_app and the bench's baseline to compose: middlewares, view, app."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from strawberry.schema import BaseSchema
+
+from consumers.kafka import KafkaClients
+from context import Services
+from edge.authentication import authentication
+from edge.http_guards import GRAPHQL_PATH, graphql_view_options, http_guards
+from edge.keys import DATABASE, KAFKA, SERVICES
+from edge.ops import add_ops_routes, measure
+from edge.view import CaseRepositoryView
+from settings import Settings
+from stores.database import Database
+
+MAX_BODY_BYTES = 1024 * 1024
+View = TypeVar("View", bound=CaseRepositoryView)
+
+
+def serving_middlewares() -> list[Middleware]:
+    """What every app serving /graphql runs first: `measure`, so the refusals below are counted too."""
+    return [measure]
+
+
+def security_middlewares(settings: Settings, services: Services) -> list[Middleware]:
+    """The HTTP guards, then authentication: a request refused by a guard never reaches the token verifier."""
+    return [*http_guards(settings), authentication(services.verifier, services.audit)]
+
+
+def graphql_view(settings: Settings, schema: BaseSchema, view_class: type[View]) -> View:
+    """The /graphql view (CaseRepositoryView or a subclass) over `schema`, with the HTTP guards' view options."""
+    # No queries over GET: their arguments (a PESEL, say) would sit in URLs, proxy logs and browser history.
+    return view_class(schema=schema, allow_queries_via_get=False, **graphql_view_options(settings))
+
+
+def build_app(services: Services, database: Database, kafka: KafkaClients | None, *,
+              middlewares: Iterable[Middleware], view: CaseRepositoryView) -> web.Application:
+    """An aiohttp app with its state under the typed keys, `view` at /graphql and the ops endpoints."""
+    app = web.Application(middlewares=list(middlewares), client_max_size=MAX_BODY_BYTES)
+    app[DATABASE] = database
+    app[SERVICES] = services
+    app[KAFKA] = kafka
+    app.router.add_route("*", GRAPHQL_PATH, view)
+    add_ops_routes(app)
+    return app

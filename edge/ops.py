@@ -1,0 +1,58 @@
+"""What operators call: /healthz, /readyz (store, identity keys, Kafka), /metrics, and the `measure` middleware."""
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from edge.keys import DATABASE, KAFKA, SERVICES
+
+REQUESTS = Counter("case_repository_http_requests_total", "HTTP requests", ["path", "status"])
+ERRORS = Counter("case_repository_http_errors_total", "HTTP requests that failed with 5xx", ["path"])
+LATENCY = Histogram("case_repository_http_request_seconds", "HTTP request latency", ["path"])
+
+
+@web.middleware
+async def measure(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    path = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        LATENCY.labels(path).observe(time.perf_counter() - started)
+        REQUESTS.labels(path, str(status)).inc()
+        if status >= 500:
+            ERRORS.labels(path).inc()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = {"store": await request.app[DATABASE].ping(), "identity": request.app[SERVICES].verifier.ready}
+    kafka = request.app[KAFKA]
+    if kafka is not None:
+        checks["kafka"] = await kafka.ready()
+    ready = all(checks.values())
+    return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks},
+                             status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_ops_routes(app: web.Application) -> None:
+    """Route /healthz, /readyz and /metrics."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
