@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 # AwareDatetime for every time: a naive one cannot be ordered against the others (history, stamps) and would
 # fail the whole batch instead of going to the DLQ.
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from consumers.pesel import pesel_problem
 
@@ -255,6 +255,20 @@ class CaseClosed(Data):
     at: AwareDatetime
 
 
+class CaseReopened(Data):
+    reason: str | None = None
+    status: str = NonEmpty
+    stage: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _not_closed(cls, value: str) -> str:
+        # A reopened case is open: CLOSED here would leave the status saying closed with no closedAt and outcome.
+        if value == "CLOSED":
+            raise ValueError("a reopened case cannot have status CLOSED")
+        return value
+
+
 class ConsentRequested(Data):
     consent: Consent
 
@@ -276,6 +290,7 @@ DATA_MODELS: dict[str, type[Data]] = {
     "case.incident_raised": IncidentRaised,
     "case.incident_resolved": IncidentResolved,
     "case.closed": CaseClosed,
+    "case.reopened": CaseReopened,
     "case.consent_requested": ConsentRequested,
     "case.offer_presented": OfferPresented,
     "case.offer_updated": OfferPresented,
