@@ -13,13 +13,18 @@ from auth.principal import Principal
 from auth.tokens import TokenVerifier
 from consumers.dead_letters import DeadLetters
 from consumers.pipeline import EventPipeline
+from consumers.relay import OutboxRelay
+from consumers.staging import Staging
 from consumers.updates import UpdatesBus
 from settings import Settings
 from stores.audit import AuditStore
 from stores.case_scope import CaseScope
 from stores.cases import CaseStore
 from stores.events import EventStore
+from stores.history import HistoryStore
+from stores.outbox import OutboxStore
 from stores.protection import FieldCipher
+from stores.tasks import TaskStore
 from response_cache import ResponseCache
 
 
@@ -30,6 +35,11 @@ class Services:
     settings: Settings
     cases: CaseStore
     events: EventStore
+    history: HistoryStore
+    tasks: TaskStore
+    outbox: OutboxStore
+    staging: Staging
+    relay: OutboxRelay
     pipeline: EventPipeline
     bus: UpdatesBus
     dead_letters: DeadLetters
@@ -50,18 +60,13 @@ class Loaders:
             lambda ids: _in_order(cases.latest_customer_snapshots(ids, scope=scope), ids))
         self.customer_summary: DataLoader[str, dict[str, Any]] = DataLoader(
             lambda ids: _in_order(cases.customer_summaries(ids, scope=scope), ids))
-        self.case_by_task: DataLoader[str, dict[str, Any] | None] = DataLoader(self._cases_by_task(cases, scope))
+        tasks = services.tasks
+        self.task: DataLoader[str, dict[str, Any] | None] = DataLoader(
+            lambda ids: _in_order(_by_task_id(tasks.by_ids(ids, scope=scope)), ids))
 
-    def _cases_by_task(self, cases: CaseStore, scope: CaseScope) -> Any:
-        async def load(task_ids: list[str]) -> list[dict[str, Any] | None]:
-            docs = await cases.with_tasks(task_ids, scope=scope)
-            for doc in docs:
-                # A task's `case` field then reads the case it came with, not the store again.
-                self.case.prime(doc["_id"], doc)
-            by_task = {task["id"]: doc for doc in docs for task in doc.get("tasks", ())}
-            return [by_task.get(task_id) for task_id in task_ids]
 
-        return load
+async def _by_task_id(found: Any) -> dict[str, Any]:
+    return {doc["id"]: doc for doc in await found}
 
 
 async def _in_order(found: Any, ids: list[str]) -> list[Any]:

@@ -21,8 +21,7 @@ import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from auth.principal import Principal
-from consumers.publication import PublishedState, StateChange
-from consumers.pipeline import UpdatesPublisher
+from consumers.publication import PublishedState
 
 # Root fields whose answer depends only on the cases (and their customers) it shows.
 CACHEABLE_ROOTS = frozenset({"case", "__typename"})
@@ -131,16 +130,3 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-class EvictingPublisher:
-    """Kafka mode: this instance's own writes evict at once, not only when case-updates comes back round."""
-
-    def __init__(self, inner: UpdatesPublisher, cache: ResponseCache) -> None:
-        self._inner = inner
-        self._cache = cache
-
-    async def publish(self, changes: Sequence[StateChange]) -> None:
-        for change in changes:
-            self._cache.changed(change.case["_id"], change.case.get("customerId"))
-        await self._inner.publish(changes)

@@ -13,14 +13,16 @@ from auth.tokens import TokenVerifier
 from consumers.dead_letters import StoreDeadLetters
 from consumers.kafka import KafkaClients
 from consumers.pipeline import EventPipeline
-from consumers.updates import LocalUpdatesPublisher, UpdatesBus
+from consumers.relay import OutboxRelay
+from consumers.staging import Staging
+from consumers.updates import LocalSender, UpdatesBus
 from context import Services
 from demo.events import load_demo_cases
 from edge.app import build_app, graphql_view, security_middlewares, serving_middlewares
 from edge.keys import SERVICES
 from edge.view import CaseRepositoryView
 from logs import configure_logging
-from response_cache import EvictingPublisher, ResponseCache
+from response_cache import ResponseCache
 from schema.build import build_schema
 from settings import Settings
 from stores.audit import AuditStore
@@ -28,7 +30,11 @@ from stores.cases import CaseStore
 from stores.database import Database, connect
 from stores.dead_letters import DeadLetterStore
 from stores.events import EventStore
+from stores.history import HistoryStore
+from stores.migrations import move_embedded_history
+from stores.outbox import OutboxStore
 from stores.protection import FieldCipher, KeyRing
+from stores.tasks import TaskStore
 
 log = logging.getLogger("case_repository")
 
@@ -40,13 +46,18 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     """Kafka carries updates and dead letters when configured; else the in-process bus and the store do."""
     cipher = FieldCipher(KeyRing.from_setting(settings.data_encryption_key))
     cases, events, audit = CaseStore(database, cipher), EventStore(database, cipher), AuditStore(database)
+    history, tasks, outbox = HistoryStore(database), TaskStore(database), OutboxStore(database, cipher)
     bus = UpdatesBus()
     responses = ResponseCache(ttl_seconds=settings.response_cache_seconds)
     bus.add_listener(responses.on_published)
-    publisher = EvictingPublisher(kafka.updates_publisher(), responses) if kafka else LocalUpdatesPublisher(bus)
+    sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
+    relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
+    staging = Staging(cases, events, history, tasks, audit, relay)
+    relay.add_sweep(staging.sweep)
     return Services(
-        settings=settings, cases=cases, events=events, bus=bus, audit=audit, cipher=cipher, responses=responses,
-        pipeline=EventPipeline(cases, events, publisher, audit),
+        settings=settings, cases=cases, events=events, history=history, tasks=tasks, outbox=outbox,
+        staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
+        pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database, cipher)),
         verifier=TokenVerifier(settings),
     )
@@ -73,10 +84,14 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     app = build_app(services, database, kafka, middlewares=middlewares, view=view)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await services.cases.ensure_indexes()
-        await services.events.ensure_indexes()
-        await services.audit.ensure_indexes()
+        for store in (services.cases, services.events, services.history, services.tasks, services.outbox,
+                      services.audit):
+            await store.ensure_indexes()
+        await move_embedded_history(database, services.history, services.tasks)
         await services.verifier.start()
+        # Before ingest: what a stopped instance staged goes out before anything new.
+        await services.relay.relay_due()
+        services.relay.start()
         if kafka is not None:
             await kafka.start(services.pipeline, services.dead_letters, services.bus)
         if settings.demo_data:
@@ -86,6 +101,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
             "store": "in-memory" if settings.embedded_store else "mongodb",
             "kafka": settings.kafka_bootstrap_servers or "in-process bus"})
         yield
+        # The relay loop first: ingest, still running, sends what it stages itself, through the producer.
+        await services.relay.stop()
         if kafka is not None:
             await kafka.stop()
         await services.verifier.close()

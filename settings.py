@@ -45,6 +45,8 @@ class Settings:
     allow_embedded: bool = False
     ws_allowed_origins: tuple[str, ...] = ()
     response_cache_seconds: float = 30.0
+    # How often each instance's outbox relay looks for messages and staged effects nobody sent.
+    outbox_relay_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,6 +79,7 @@ class Settings:
                                    if env.get("GRAPHQL_INTROSPECTION") else None),
             allow_embedded=_flag(env.get("ALLOW_EMBEDDED"), default=False),
             response_cache_seconds=float(env.get("RESPONSE_CACHE_SECONDS", cls.response_cache_seconds)),
+            outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
             ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 

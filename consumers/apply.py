@@ -2,7 +2,8 @@
 
 Every state field remembers the order (sequence or time, then event id) of the event that last set it,
 so a late older event never overwrites newer state and any delivery order of a case's events ends in
-the same document. History entries are always added, sorted by their time.
+the same document. Each event adds one history entry, which the reducer returns: the pipeline keeps entries as
+rows of their own, and a case rebuilt in memory (`replay`) keeps them in a list, sorted by their time.
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 
 from consumers.cloudevents import CaseEvent, to_millisecond
 from consumers import event_types as ev
+from consumers.lifecycle import reopened
+from consumers.stamps import Order, history_entry, merge_stamped
 
-Order = list[Any]
 ITEM_LISTS = ("participants", "documents", "tasks", "incidents", "consents", "offers")
 # Optional fields that an explicit null in a partial update clears (unclaiming a task sends assignee null).
 CLEARABLE = frozenset({"assignee", "dueAt", "participantId", "formKey", "branch"})
@@ -46,15 +48,6 @@ def _dump(model: ev.Data, *, partial: bool = False) -> dict[str, Any]:
     return _without_nulls(values) if partial else values
 
 
-def _merge(target: dict[str, Any], values: dict[str, Any], order: Order) -> None:
-    stamps = target.setdefault("stamps", {})
-    for key, value in values.items():
-        current = stamps.get(key)
-        if current is None or order > current:
-            target[key] = value
-            stamps[key] = order
-
-
 def _merge_item(case: dict[str, Any], list_name: str, values: dict[str, Any], order: Order) -> dict[str, Any]:
     items = case.setdefault(list_name, [])
     item = next((i for i in items if i["id"] == values["id"]), None)
@@ -67,16 +60,8 @@ def _merge_item(case: dict[str, Any], list_name: str, values: dict[str, Any], or
     if stamps.get("id") is None or order < stamps["id"]:
         stamps["id"] = order
         items.sort(key=lambda i: i.get("stamps", {}).get("id") or [])
-    _merge(item, {k: v for k, v in values.items() if k != "id"}, order)
+    merge_stamped(item, {k: v for k, v in values.items() if k != "id"}, order)
     return item
-
-
-def _history_entry(event: CaseEvent, kind: str, summary: str, at: datetime | None = None) -> dict[str, Any]:
-    return {
-        "id": event.id, "eventId": event.id, "kind": kind, "summary": summary,
-        "actor": {"type": "SYSTEM", "id": event.source, "name": None}, "channel": None,
-        "at": at or event.time or datetime.now(timezone.utc), "details": None,
-    }
 
 
 def _created(case: dict[str, Any], event: CaseEvent, data: ev.CaseCreated, order: Order) -> dict[str, Any]:
@@ -85,10 +70,10 @@ def _created(case: dict[str, Any], event: CaseEvent, data: ev.CaseCreated, order
         _merge_item(case, "participants", participant, order)
     customer = values.pop("customer")
     case["customerId"] = customer["id"]
-    _merge(case.setdefault("customer", {}), customer, order)
+    merge_stamped(case.setdefault("customer", {}), customer, order)
     case["createdAt"] = event.time or datetime.now(timezone.utc)
-    _merge(case, values, order)
-    return _history_entry(event, "CASE_CREATED", f"Case opened: {data.title}")
+    merge_stamped(case, values, order)
+    return history_entry(event, "CASE_CREATED", f"Case opened: {data.title}")
 
 
 def _updated(case: dict[str, Any], event: CaseEvent, data: ev.CaseUpdated, order: Order) -> dict[str, Any]:
@@ -99,19 +84,19 @@ def _updated(case: dict[str, Any], event: CaseEvent, data: ev.CaseUpdated, order
         if customer.get("id") not in (None, current.get("id")) and order > current.get("stamps", {}).get("id", []):
             # Another person, not a correction: nothing of the previous customer (PESEL, index) may stay.
             current = case["customer"] = {}
-        _merge(current, customer, order)
+        merge_stamped(current, customer, order)
         # The case moves to another customer's 360 when its customer id changes.
         case["customerId"] = case["customer"]["id"]
-    _merge(case, values, order)
+    merge_stamped(case, values, order)
     changed = sorted(data.model_fields_set)
-    return _history_entry(event, "CASE_UPDATED", "Updated: " + ", ".join(changed))
+    return history_entry(event, "CASE_UPDATED", "Updated: " + ", ".join(changed))
 
 
 def _status_changed(case: dict[str, Any], event: CaseEvent, data: ev.StatusChanged, order: Order) -> dict[str, Any]:
     # The reason belongs to this change, not to the case: it goes into the history entry only.
-    _merge(case, {k: v for k, v in _dump(data, partial=True).items() if k != "reason"}, order)
+    merge_stamped(case, {k: v for k, v in _dump(data, partial=True).items() if k != "reason"}, order)
     summary = f"Status changed to {data.status}" + (f", stage {data.stage}" if data.stage else "")
-    entry = _history_entry(event, "STATUS_CHANGED", summary + (f" ({data.reason})" if data.reason else ""))
+    entry = history_entry(event, "STATUS_CHANGED", summary + (f" ({data.reason})" if data.reason else ""))
     return entry
 
 
@@ -127,14 +112,14 @@ def _item_event(list_name: str, field: str, kind: str, describe: Callable[[Any],
         item_model = getattr(data, field)
         values = {**(defaults or {}), **_dump(item_model, partial=partial)}
         _merge_item(case, list_name, values, order)
-        return _history_entry(event, kind, describe(item_model))
+        return history_entry(event, kind, describe(item_model))
 
     return apply
 
 
 def _closed(case: dict[str, Any], event: CaseEvent, data: ev.CaseClosed, order: Order) -> dict[str, Any]:
-    _merge(case, {"status": "CLOSED", "outcome": data.outcome.value, "closedAt": data.at}, order)
-    return _history_entry(event, "CASE_CLOSED", f"Case closed: {data.outcome.value}", at=data.at)
+    merge_stamped(case, {"status": "CLOSED", "outcome": data.outcome.value, "closedAt": data.at}, order)
+    return history_entry(event, "CASE_CLOSED", f"Case closed: {data.outcome.value}", at=data.at)
 
 
 REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -158,6 +143,7 @@ REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
         "incidents", "incident", "INCIDENT_RESOLVED", lambda i: f"Incident resolved: {i.id}",
         defaults={"state": "RESOLVED"}, partial=True),
     "case.closed": _closed,
+    "case.reopened": reopened,
     "case.consent_requested": _item_event(
         "consents", "consent", "CONSENT_REQUESTED", lambda c: f"Consent requested: {c.kind}",
         defaults={"state": "REQUESTED"}),
@@ -169,35 +155,56 @@ REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def new_case(case_id: str) -> dict[str, Any]:
-    return {"_id": case_id, "version": 0, "eventIds": [], "history": [], "stamps": {},
+    return {"_id": case_id, "version": 0, "historyCount": 0, "stamps": {},
             "closedAt": None, "outcome": None, "updatedAt": None}
 
 
 def apply_event(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
-    """Apply `event` to `case` in place and return it; the caller has checked it is not a duplicate."""
+    """Apply `event` to `case` in place and return the history entry it adds (with its `eventId`); the caller has
+    checked it is not a duplicate."""
     order = event.order
     entry = REDUCERS[event.type](case, event, event.data, order)
     entry.setdefault("details", None)
-    insort(case["history"], entry, key=lambda e: (e["at"], e["id"]))
-    case["eventIds"].append(event.id)
+    entry["eventId"] = event.id
+    case["historyCount"] = case.get("historyCount", 0) + 1
     case["version"] += 1
     moment = event.time or entry["at"]
     if case["updatedAt"] is None or moment > case["updatedAt"]:
         case["updatedAt"] = moment
     case["hasOpenIncident"] = any(i.get("state") == "OPEN" for i in case.get("incidents", ()))
     case["isOpen"] = case.get("closedAt") is None
+    return entry
+
+
+def replay(case_id: str, events: list[CaseEvent]) -> dict[str, Any] | None:
+    """The case built from these events alone, in memory, its history as a list (oldest first); None if none
+    of them created it. Events arriving before `case.created` wait for it, as in the pipeline."""
+    creating = [e for e in events if e.type == "case.created"]
+    if not creating:
+        return None
+    case = new_case(case_id)
+    history: list[dict[str, Any]] = []
+    for event in [creating[0], *(e for e in events if e is not creating[0] and e.type != "case.created")]:
+        insort(history, apply_event(case, event), key=lambda e: (e["at"], e["id"]))
+    case["history"] = history
     return case
+
+
+# Kept in the store, never published: staging, write bookkeeping and the order stamps.
+_UNPUBLISHED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt"})
+_UNPUBLISHED_ITEM = frozenset({"stamps", "pesel", "phone", "version", "outbox", "stagedAt", "_id", "caseId",
+                               "caseType", "branch", "restricted", "customerId"})
 
 
 def public_state(case: dict[str, Any]) -> dict[str, Any]:
     """The case as other systems may see it: no PESEL, no phone, no bookkeeping."""
-    state = {k: v for k, v in case.items() if k not in ("_id", "stamps", "eventIds")}
+    state = {k: v for k, v in case.items() if k not in _UNPUBLISHED}
     state["id"] = case["_id"]
     state["customer"] = {k: v for k, v in case.get("customer", {}).items()
                          if k not in ("stamps", "pesel", "peselIndex")}
     for name in ITEM_LISTS:
         state[name] = [
-            {k: v for k, v in item.items() if k not in ("stamps", "pesel", "phone")}
+            {k: v for k, v in item.items() if k not in _UNPUBLISHED_ITEM}
             for item in case.get(name, ())
         ]
     return state

@@ -12,12 +12,16 @@ from prometheus_client import Counter
 from stores.dead_letters import DeadLetterStore
 
 log = logging.getLogger(__name__)
-DEAD_LETTERED = Counter("case_repository_events_dead_lettered_total", "Events sent to the DLQ", ["origin"])
+# reason_class: "invalid" (refused by validation), "rejected" (by the pipeline's rules), or the class of the
+# failure a retry cannot cure (consumers/failures.py), e.g. "MessageSizeTooLargeError", "DocumentTooLarge".
+DEAD_LETTERED = Counter("case_repository_events_dead_lettered_total", "Events sent to the DLQ",
+                        ["origin", "reason_class"])
 
 
 class DeadLetters(Protocol):
     async def record(self, payload: Any, reason: str, *, origin: str,
-                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None: ...
+                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None,
+                     reason_class: str = "invalid") -> None: ...
 
 
 def _as_bytes(payload: Any) -> bytes:
@@ -33,10 +37,11 @@ class StoreDeadLetters:
         self._store = store
 
     async def record(self, payload: Any, reason: str, *, origin: str,
-                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None:
+                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None,
+                     reason_class: str = "invalid") -> None:
         await self._store.add(payload=_as_bytes(payload), reason=reason, origin=origin, key=key,
                               headers=[[name, value] for name, value in headers])
-        DEAD_LETTERED.labels(origin).inc()
+        DEAD_LETTERED.labels(origin, reason_class).inc()
         log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})
 
     async def latest(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -64,11 +69,12 @@ class KafkaDeadLetters:
         self._topic = topic
 
     async def record(self, payload: Any, reason: str, *, origin: str,
-                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None) -> None:
+                     headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None,
+                     reason_class: str = "invalid") -> None:
         """Send and wait for the acknowledgement: the caller commits the inbound offset only afterwards."""
         await self._clients.producer.send_and_wait(
             self._topic, value=_kafka_value(payload), key=key,
             headers=[*headers, ("dlq_reason", reason.encode()), ("dlq_origin", origin.encode())],
         )
-        DEAD_LETTERED.labels(origin).inc()
+        DEAD_LETTERED.labels(origin, reason_class).inc()
         log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})

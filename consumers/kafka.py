@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -13,8 +14,9 @@ from consumers.dead_letters import DeadLetters, KafkaDeadLetters
 from consumers.kafka_ingest import INITIAL_BACKOFF_SECONDS, IngestConsumer
 from consumers.kafka_updates import UpdatesListener
 from consumers.pipeline import EventPipeline
-from consumers.publication import StateChange, state_event
+from consumers.publication import PublishedState, state_from_event, wire_value
 from consumers.updates import UpdatesBus
+from stores.outbox import Message
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,21 +26,41 @@ READY_TIMEOUT_SECONDS = 2.0
 STRUCTURED_HEADERS = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
 
 
-class KafkaUpdatesPublisher:
-    """Publishes `case.state_changed` to `case-updates` and waits for the broker's acknowledgement."""
+class KafkaSender:
+    """The outbox relay's broker: each message to its topic (`updates` or `commands`), keyed by its case id, each
+    outcome reported separately so that one message no retry can send does not hold back the others."""
 
-    def __init__(self, clients: KafkaClients, topic: str) -> None:
+    def __init__(self, clients: KafkaClients, topics: dict[str, str],
+                 on_update_sent: Callable[[PublishedState], None] | None = None) -> None:
         self._clients = clients
-        self._topic = topic
+        self._topics = topics
+        # This instance forgets cached answers as soon as the broker has an update, not when it comes back.
+        self._on_update_sent = on_update_sent
 
-    async def publish(self, changes: Sequence[StateChange]) -> None:
+    async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
         producer = self._clients.producer
-        deliveries = []
-        for change in changes:
-            key, value = state_event(change)
-            deliveries.append(await producer.send(self._topic, value=value, key=key, headers=STRUCTURED_HEADERS))
-        # The inbound offsets are committed only after this returns: an unpublished state is redelivered.
-        await asyncio.gather(*deliveries)
+        deliveries: list[asyncio.Future[Any] | BaseException] = []
+        for message in messages:
+            try:
+                deliveries.append(await producer.send(
+                    self._topics[message.topic], value=wire_value(message.event), key=message.key.encode(),
+                    headers=STRUCTURED_HEADERS))
+            except KafkaError as error:  # e.g. larger than max_request_size: refused before it is sent
+                deliveries.append(error)
+        outcomes: list[BaseException | None] = []
+        for message, delivery in zip(messages, deliveries, strict=True):
+            if isinstance(delivery, BaseException):
+                outcomes.append(delivery)
+                continue
+            try:
+                await delivery
+            except KafkaError as error:
+                outcomes.append(error)
+                continue
+            outcomes.append(None)
+            if message.topic == "updates" and self._on_update_sent is not None:
+                self._on_update_sent(state_from_event(wire_value(message.event)))
+        return outcomes
 
 
 class KafkaClients:
@@ -63,8 +85,10 @@ class KafkaClients:
         """The `case-events` partitions this instance currently consumes."""
         return self._ingest.assignment if self._ingest is not None else set()
 
-    def updates_publisher(self) -> KafkaUpdatesPublisher:
-        return KafkaUpdatesPublisher(self, self._settings.kafka_topic_updates)
+    def sender(self, on_update_sent: Callable[[PublishedState], None] | None = None) -> KafkaSender:
+        """The outbox relay's sender to `case-updates` and `case-commands`."""
+        topics = {"updates": self._settings.kafka_topic_updates, "commands": self._settings.kafka_topic_commands}
+        return KafkaSender(self, topics, on_update_sent)
 
     def dead_letters(self) -> DeadLetters:
         return KafkaDeadLetters(self, self._settings.kafka_topic_dlq)

@@ -1,14 +1,17 @@
 """The ingest loop: fetch a batch from `case-events`, apply it, commit `offset + 1` per partition.
 
 Offsets are committed only after the store has every event of the batch, its new states are published
-and its malformed messages are on the DLQ topic; anything else (store outage, broker hiccup, a bug)
-rewinds to the batch start and backs off, so no event is lost and none is committed unapplied.
+and its malformed messages are on the DLQ topic. A failure a retry can cure (store outage, broker hiccup)
+rewinds to the batch start and backs off, so no event is lost and none is committed unapplied; one that
+fails the same way every time (consumers/failures.py) is isolated to its events, which are dead-lettered
+with the reason, so one event cannot stop its partition.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -16,10 +19,9 @@ from prometheus_client import Counter, Gauge
 
 from consumers.cloudevents import CaseEvent, InvalidEvent, parse_kafka_message
 from consumers.dead_letters import DeadLetters
+from consumers.failures import can_retry, failure_class, failure_reason
 from consumers.pipeline import EventPipeline, IngestStatus
-from errors import Conflict, StoreUnavailable
 from settings import Settings
-from stores.database import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 CONSUMER_LAG = Gauge("case_repository_consumer_lag", "Messages behind the partition end", ["partition"])
@@ -37,11 +39,14 @@ HEARTBEAT_INTERVAL_MS = 1000
 SESSION_TIMEOUT_MS = 10000
 
 Batch = dict[TopicPartition, list[ConsumerRecord]]
-# Failures that a later retry can cure: the batch is rewound and retried with backoff. Anything else is a
-# poison event: isolated and dead-lettered, so one event cannot stop its partition.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    *OUTAGE_ERRORS, StoreUnavailable, Conflict, KafkaError, ConnectionError, TimeoutError, asyncio.CancelledError,
-)
+
+
+class _Refused(NamedTuple):
+    """A message to dead-letter: why, and the class of why for the metric."""
+
+    message: ConsumerRecord
+    reason: str
+    reason_class: str
 
 
 class _FinishBatchFirst(ConsumerRebalanceListener):
@@ -155,48 +160,51 @@ class IngestConsumer:
     async def _apply(self, batch: Batch) -> None:
         assert self._consumer is not None
         valid: list[tuple[ConsumerRecord, CaseEvent]] = []
-        refused: list[tuple[ConsumerRecord, str]] = []
+        refused: list[_Refused] = []
         for messages in batch.values():
             for message in messages:
                 try:
                     valid.append((message, parse_kafka_message(message.value, message.headers, message.key)))
                 except InvalidEvent as error:
-                    refused.append((message, error.reason))
+                    refused.append(_Refused(message, error.reason, "invalid"))
         refused += await self._ingest(valid)
         # Dead letters go out only once the store has the batch, so a retried batch does not repeat them.
-        for message, reason in refused:
-            await self._dead_letter(message, reason)
+        for refusal in refused:
+            await self._dead_letter(refusal)
         await self._consumer.commit({tp: messages[-1].offset + 1 for tp, messages in batch.items()})
         self._record_lag(batch)
 
-    async def _ingest(self, valid: list[tuple[ConsumerRecord, CaseEvent]]) -> list[tuple[ConsumerRecord, str]]:
-        """Apply the batch; the messages to dead-letter. A transient failure propagates (the batch is rewound)."""
+    async def _ingest(self, valid: list[tuple[ConsumerRecord, CaseEvent]]) -> list[_Refused]:
+        """Apply the batch; the messages to dead-letter. A failure a retry can cure propagates (rewind)."""
         actor = f"kafka:{self._settings.kafka_group_id}"
         try:
             results = await self._pipeline.ingest([event for _, event in valid], actor=actor)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:  # noqa: BLE001 - not an outage: find the event that fails every time, not the partition
-            log.exception("batch failed for a reason retrying cannot cure; applying its events one by one")
+        except Exception as error:
+            if can_retry(error):
+                raise
+            # Not the partition's fault: find the event(s) that fail every time, and apply the others.
+            log.exception("batch failed for a reason retrying cannot cure; applying its events one by one",
+                          extra={"reason": failure_reason(error)})
             return await self._ingest_one_by_one(valid, actor)
-        return [(message, result.reason or "rejected by the pipeline")
+        return [_Refused(message, result.reason or "rejected by the pipeline", "rejected")
                 for (message, _), result in zip(valid, results, strict=True)
                 if result.status is IngestStatus.REJECTED]
 
-    async def _ingest_one_by_one(self, valid: list[tuple[ConsumerRecord, CaseEvent]],
-                                 actor: str) -> list[tuple[ConsumerRecord, str]]:
+    async def _ingest_one_by_one(self, valid: list[tuple[ConsumerRecord, CaseEvent]], actor: str) -> list[_Refused]:
         refused = []
         for message, event in valid:
             try:
                 [result] = await self._pipeline.ingest([event], actor=actor)
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as error:  # noqa: BLE001 - this one event would block its partition forever
-                log.exception("event cannot be applied; dead-lettering it", extra={"event_id": event.id})
-                refused.append((message, f"could not be applied ({type(error).__name__}); see the log"))
+            except Exception as error:
+                if can_retry(error):
+                    raise
+                # This one event would block its partition forever.
+                reason = failure_reason(error)
+                log.exception("event cannot be applied; dead-lettering it", extra={"event_id": event.id, "reason": reason})
+                refused.append(_Refused(message, reason, failure_class(error)))
                 continue
             if result.status is IngestStatus.REJECTED:
-                refused.append((message, result.reason or "rejected by the pipeline"))
+                refused.append(_Refused(message, result.reason or "rejected by the pipeline", "rejected"))
         return refused
 
     def _record_lag(self, batch: Batch) -> None:
@@ -207,13 +215,14 @@ class IngestConsumer:
             if highwater is not None:
                 CONSUMER_LAG.labels(str(tp.partition)).set(max(highwater - messages[-1].offset - 1, 0))
 
-    async def _dead_letter(self, message: ConsumerRecord, reason: str) -> None:
+    async def _dead_letter(self, refusal: _Refused) -> None:
+        message = refusal.message
         # Where the message came from, after its own headers, so an operator can find and replay it.
         origin_headers: Sequence[tuple[str, bytes]] = [
             ("dlq_topic", message.topic.encode()), ("dlq_partition", str(message.partition).encode()),
             ("dlq_offset", str(message.offset).encode()),
         ]
         await self._dead_letters.record(
-            message.value, reason, origin="kafka", headers=[*(message.headers or ()), *origin_headers],
-            key=message.key,
+            message.value, refusal.reason, origin="kafka", headers=[*(message.headers or ()), *origin_headers],
+            key=message.key, reason_class=refusal.reason_class,
         )

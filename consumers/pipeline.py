@@ -1,36 +1,47 @@
 """One ingest pipeline for Kafka batches and the `publishCaseEvent` mutation.
 
-Each case is one document written with a version guard (no transactions needed): read the batch's cases,
-reduce the events in memory, write every changed case in one bulk round trip, retry the cases whose
-guard failed. Event ids live in the case document, so a redelivered event is seen as a duplicate in the
-same read that loads the case.
+Each case is one small document (current state only) written with a version guard (no transactions needed):
+read the batch's cases with their task rows, reduce the events in memory, write every changed case in one bulk
+round trip, retry the cases whose guard failed. Everything else a write implies — journal records and history
+rows of its events, task rows, the `case.state_changed` message, its audit record — is staged inside the same
+document and relayed right after (consumers/staging.py), so a crash at any point loses none of it.
+
+An event is a duplicate if its id is staged in its case or journaled as applied: one read by id, whatever the
+case's age, so the cost of an event does not grow with its case's history.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import Counter
 
+from consumers import lifecycle
 from consumers.apply import apply_event, new_case
-from consumers.publication import StateChange
+from consumers.changes import field_changes
 from consumers.cloudevents import CaseEvent, parse_envelope
+from consumers.publication import StateChange, state_event
+from consumers.staging import (Staging, audit_effect, event_effect, staged_event_ids, task_effect,
+                               visibility_effect)
 from errors import Conflict
-from stores.audit import AuditStore
 from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
 from stores.events import EventStore
+from stores.outbox import Message
+from stores.tasks import VISIBILITY_FIELDS, TaskChange
 
 EVENTS_INGESTED = Counter(
     "case_repository_events_total", "Inbound case events by outcome", ["outcome"],
 )
 MAX_ATTEMPTS = 10
 RETRY_BACKOFF_SECONDS = 0.002
+UPDATES = "updates"
 
 
 class IngestStatus(str, Enum):
@@ -48,69 +59,46 @@ class IngestResult:
     reason: str | None = None
 
 
-class UpdatesPublisher(Protocol):
-    async def publish(self, changes: Sequence[StateChange]) -> None: ...
+@dataclass(frozen=True)
+class Deliverer:
+    """Who handed the events in, for the audit: a token's `sub` and `preferred_username`, or a Kafka group."""
+
+    id: str
+    name: str | None = None
 
 
 @dataclass
 class _Round:
     """What one pass over a batch decided, before it is written."""
 
-    results: dict[str, IngestResult]
-    writes: list[CaseWrite]
-    previous_status: dict[str, str | None]
-    unchanged: list[dict[str, Any]]
-    to_park: list[CaseEvent]
-    applied: list[CaseEvent]
-    # Already in the case: journaled again, as a crash after the case write may have skipped the journal.
-    redelivered: list[CaseEvent] = field(default_factory=list)
-
-
-def _case_changes(batch: _Round, conflicted: set[str]) -> list[dict[str, Any]]:
-    """Old -> new of what a reader of the audit trail asks first: the version and the status of each case."""
-    changes = []
-    for write in batch.writes:
-        case_id = write.case["_id"]
-        if case_id in conflicted:
-            continue
-        changes.append({"caseId": case_id, "field": "version", "old": write.expected_version,
-                        "new": write.case["version"]})
-        if batch.previous_status[case_id] != write.case.get("status"):
-            changes.append({"caseId": case_id, "field": "status", "old": batch.previous_status[case_id],
-                            "new": write.case.get("status")})
-    return changes
-
-
-def _write_entry(actor: str, results: Sequence[IngestResult], changes: list[dict[str, Any]]) -> dict[str, Any]:
-    applied = [r for r in results if r.status is IngestStatus.APPLIED]
-    return {
-        "at": datetime.now(timezone.utc), "actor": actor, "action": "WRITE", "operation": "applyEvents",
-        "outcome": "ok", "eventIds": [r.event_id for r in applied],
-        "caseIds": sorted({c["caseId"] for c in changes}), "changes": changes,
-    }
+    results: dict[str, IngestResult] = field(default_factory=dict)
+    writes: list[CaseWrite] = field(default_factory=list)
+    to_park: list[CaseEvent] = field(default_factory=list)
+    # Read with effects a stopped writer staged and nothing new to write: relayed as they are.
+    stale: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _journal_record(event: CaseEvent) -> dict[str, Any]:
     return {"id": event.id, "caseId": event.case_id, "type": event.type, "order": event.order}
 
 
+def _visibility(case: dict[str, Any]) -> dict[str, Any]:
+    return {name: case.get(name) for name in VISIBILITY_FIELDS}
+
+
 class EventPipeline:
-    def __init__(self, cases: CaseStore, events: EventStore, publisher: UpdatesPublisher, audit: AuditStore) -> None:
+    def __init__(self, cases: CaseStore, events: EventStore, staging: Staging) -> None:
         self._cases = cases
         self._events = events
-        self._publisher = publisher
-        self._audit = audit
+        self._staging = staging
 
-    async def ingest(self, events: Sequence[CaseEvent], *, actor: str = "system") -> list[IngestResult]:
-        """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged.
-
-        `actor` is who delivered the batch (a principal, `kafka:<group>`, ...), for the audit record.
-        """
+    async def ingest(self, events: Sequence[CaseEvent], *, actor: Deliverer | str = "system") -> list[IngestResult]:
+        """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged."""
+        deliverer = actor if isinstance(actor, Deliverer) else Deliverer(actor)
         results: dict[str, IngestResult] = {}
-        changes: list[dict[str, Any]] = []
         pending = list(events)
         for attempt in range(MAX_ATTEMPTS):
-            pending = await self._ingest_once(pending, results, changes)
+            pending = await self._ingest_once(pending, results, deliverer)
             if not pending:
                 break
             # Another writer won the version race: wait a random moment, or a busy writer that always reads
@@ -127,29 +115,31 @@ class EventPipeline:
             seen.add(event.id)
             answered.append(result)
             EVENTS_INGESTED.labels(result.status.value.lower()).inc()
-        if changes:
-            await self._audit.append(_write_entry(actor, answered, changes))
         return answered
 
     async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult],
-                           changes: list[dict[str, Any]]) -> list[CaseEvent]:
+                           deliverer: Deliverer) -> list[CaseEvent]:
         """One pass over the batch; returns the events to run again (lost races, late parked events)."""
         by_case: dict[str, list[CaseEvent]] = {}
         for event in events:
             by_case.setdefault(event.case_id, []).append(event)
         docs = await self._cases.get_for_update(by_case)
+        staged = {case_id: staged_event_ids(doc) for case_id, doc in docs.items()}
+        journaled = await self._events.applied_ids(
+            e.id for e in events if e.id not in staged.get(e.case_id, ()))
         creating = [cid for cid, evs in by_case.items()
                     if cid not in docs and any(e.type == "case.created" for e in evs)]
         parked: dict[str, list[CaseEvent]] = {}
         for record in await self._events.parked_for(creating):
             parked.setdefault(record["caseId"], []).append(parse_envelope(record["envelope"]))
 
-        batch = _Round(results={}, writes=[], previous_status={}, unchanged=[], to_park=[], applied=[])
+        batch = _Round()
         for case_id, case_events in by_case.items():
-            self._reduce_case(docs.get(case_id), case_id, case_events, parked.get(case_id, []), batch)
+            seen = journaled | staged.get(case_id, set())
+            self._reduce_case(docs.get(case_id), case_id, case_events, parked.get(case_id, []), seen,
+                              deliverer, batch)
 
         conflicted = await self._cases.save(batch.writes)
-        applied = [e for e in batch.applied if e.case_id not in conflicted]
         to_park = list({e.id: e for e in batch.to_park}.values())
         already_known = await self._events.park([
             {**_journal_record(e), "envelope": e.envelope} for e in to_park
@@ -159,14 +149,9 @@ class EventPipeline:
                 batch.results[event.id] = IngestResult(event.id, event.case_id, IngestStatus.DUPLICATE)
         # A case created by someone else while we parked would never pick these up: apply them now.
         created_meanwhile = (set(await self._cases.get_many({e.case_id for e in to_park}, scope=EVERYTHING))
-                            if to_park else set())
-        await self._events.record_applied([_journal_record(e) for e in applied + batch.redelivered])
-        changes.extend(_case_changes(batch, conflicted))
-        await self._publisher.publish(
-            [StateChange(w.case, batch.previous_status[w.case["_id"]])
-             for w in batch.writes if w.case["_id"] not in conflicted]
-            + [StateChange(doc, doc.get("status")) for doc in batch.unchanged]
-        )
+                             if to_park else set())
+        await self._staging.relay_cases(
+            [w.case for w in batch.writes if w.case["_id"] not in conflicted] + batch.stale)
         retry = conflicted | created_meanwhile
         results.update({k: v for k, v in batch.results.items() if v.case_id not in retry})
         return [e for e in events if e.case_id in retry] + await self._parked_meanwhile(batch.writes, conflicted)
@@ -182,14 +167,12 @@ class EventPipeline:
             return []
         return [parse_envelope(record["envelope"]) for record in await self._events.parked_for(created)]
 
-    @staticmethod
-    def _reduce_case(doc: dict[str, Any] | None, case_id: str, case_events: list[CaseEvent],
-                     parked: list[CaseEvent], batch: _Round) -> None:
-        expected_version = doc["version"] if doc else None
-        batch.previous_status[case_id] = doc.get("status") if doc else None
-        seen = set(doc["eventIds"]) if doc else set()
+    def _reduce_case(self, doc: dict[str, Any] | None, case_id: str, case_events: list[CaseEvent],
+                     parked: list[CaseEvent], seen: set[str], deliverer: Deliverer, batch: _Round) -> None:
+        before = copy.deepcopy(doc) if doc else None
         state = doc
-        changed = duplicated = False
+        applied: list[CaseEvent] = []
+        entries: list[dict[str, Any]] = []
         parked_ids = {e.id for e in parked}
         for event in case_events:
             if event.id in parked_ids:
@@ -201,8 +184,6 @@ class EventPipeline:
         for event in ordered:
             if event.id in seen:
                 if event.id not in parked_ids:
-                    duplicated = True
-                    batch.redelivered.append(event)
                     # setdefault: the first copy of an id in this batch keeps its APPLIED.
                     batch.results.setdefault(event.id, IngestResult(event.id, case_id, IngestStatus.DUPLICATE))
                 continue
@@ -214,14 +195,59 @@ class EventPipeline:
                 reason = f"case {case_id} already exists; case.created cannot be applied twice"
                 batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
-            state = apply_event(state if state is not None else new_case(case_id), event)
+            if state is not None and (reason := lifecycle.refusal(state, event)) is not None:
+                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
+                continue
+            if state is None:
+                state = new_case(case_id)
+            entries.append(apply_event(state, event))
             seen.add(event.id)
-            changed = True
-            batch.applied.append(event)
+            applied.append(event)
             if event.id not in parked_ids:
                 batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.APPLIED)
-        if changed and state is not None:
-            batch.writes.append(CaseWrite(state, expected_version))
-        elif doc is not None and duplicated:
-            # A redelivery may follow a crash between write and publish: publish the state again.
-            batch.unchanged.append(doc)
+        if applied and state is not None:
+            batch.writes.append(self._write(before, state, applied, entries, deliverer))
+        elif doc is not None and doc.get("outbox"):
+            batch.stale.append(doc)
+
+    def _write(self, before: dict[str, Any] | None, state: dict[str, Any], applied: list[CaseEvent],
+               entries: list[dict[str, Any]], deliverer: Deliverer) -> CaseWrite:
+        """The document to write: the case without its task rows, staging everything the change implies."""
+        case_id, version = state["_id"], state["version"]
+        tasks = state.pop("tasks", [])
+        previous_tasks = {t["id"]: t.get("stamps") for t in (before or {}).get("tasks", ())}
+        effects = list(state.get("outbox") or ())
+        for event, entry in zip(applied, entries, strict=True):
+            journal = {**_journal_record(event), "time": event.time, "sealed": self._events.sealed(event.envelope)}
+            effects.append(event_effect(journal, {**entry, "_id": event.id, "caseId": case_id}))
+        visibility = _visibility(state)
+        for task in tasks:
+            if task.get("stamps") != previous_tasks.get(task["id"]):
+                change = TaskChange(task=task, case_id=case_id, visibility=visibility, base_version=task.get("version"))
+                effects.append(task_effect(change, version))
+        if before is not None and before.get("tasks") and _visibility(before) != visibility:
+            effects.append(visibility_effect(case_id, visibility, version))
+        published = {**state, "tasks": tasks}
+        event = state_event(StateChange(published, (before or {}).get("status"), tuple(entries)))
+        effects.append(Message(id=event["id"], topic=UPDATES, key=case_id, event=event).staged())
+        effects.append(audit_effect(self._audit_entry(before, published, applied, deliverer), case_id, version))
+        state["outbox"] = effects
+        state["stagedAt"] = datetime.now(timezone.utc)
+        return CaseWrite(state, before["version"] if before else None)
+
+    @staticmethod
+    def _audit_entry(before: dict[str, Any] | None, after: dict[str, Any], applied: list[CaseEvent],
+                     deliverer: Deliverer) -> dict[str, Any]:
+        case_id = after["_id"]
+        version = {"caseId": case_id, "field": "version", "old": before["version"] if before else None,
+                   "new": after["version"]}
+        sources = sorted({e.source for e in applied})
+        return {
+            "at": datetime.now(timezone.utc), "actor": deliverer.id,
+            # Events from Kafka are the source system's word: it is the actor the auditor asks for.
+            "actorName": deliverer.name or ", ".join(sources),
+            "action": "WRITE", "operation": "applyEvents", "outcome": "ok",
+            "eventIds": [e.id for e in applied], "caseIds": [case_id], "sources": sources,
+            "customerIds": sorted({c for c in ((before or {}).get("customerId"), after.get("customerId")) if c}),
+            "changes": [version, *(c for c in field_changes(case_id, before, after) if c["field"] != "version")],
+        }

@@ -1,4 +1,9 @@
-"""`case.state_changed` CloudEvents for `case-updates`: what the repository applied, without sensitive data."""
+"""`case.state_changed` CloudEvents for `case-updates`: what the repository applied, without sensitive data.
+
+The event carries the case's new state and the history entries this change added (`data.historyAdded`), never
+the whole history, so its size does not grow with the case's age. A change that added more entries than fit in
+`ENTRIES_BUDGET_BYTES` carries the newest that fit and says how many it added in all (`historyAddedCount`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,15 +16,21 @@ from consumers.apply import public_state
 
 SOURCE = "case-repository"
 _CASE_TIMES = ("createdAt", "updatedAt", "closedAt")
-_ITEM_TIMES = {"history": ("at",), "incidents": ("at",), "tasks": ("dueAt",), "offers": ("validUntil",)}
+_ITEM_TIMES = {"historyAdded": ("at",), "incidents": ("at",), "tasks": ("dueAt",), "offers": ("validUntil",)}
+# Kafka's default message limit is 1 MiB: the state plus this many bytes of entries stays well below it.
+ENTRIES_BUDGET_BYTES = 256 * 1024
+_ENTRY_FIELDS = ("id", "kind", "actor", "channel", "at", "summary", "details")
+_WIRE = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
 @dataclass(frozen=True)
 class StateChange:
-    """A case's new state and the status it had before, so list feeds can tell a status change."""
+    """A case's new state, the status it had before (so list feeds can tell a status change) and the history
+    entries the change added."""
 
     case: dict[str, Any]
     previous_status: str | None
+    added: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,16 +47,36 @@ class PublishedState:
         return self.state.get("status") != self.previous_status
 
 
-def state_event(change: StateChange) -> tuple[bytes, bytes]:
-    """(key, value) of the `case.state_changed` event for the case's current state."""
+def state_event(change: StateChange) -> dict[str, Any]:
+    """The `case.state_changed` CloudEvent for the case's new state; its id is stable (case id and version)."""
     case = change.case
-    event = {
+    data = public_state(case)
+    data["historyAdded"] = _entries_within_budget(change.added)
+    data["historyAddedCount"] = len(change.added)
+    return {
         "specversion": "1.0", "id": f"{case['_id']}:{case['version']}", "source": SOURCE,
         "type": "case.state_changed", "subject": case["_id"], "time": case["updatedAt"],
         "sequence": str(case["version"]), "datacontenttype": "application/json",
-        "previousstatus": change.previous_status, "data": public_state(case),
+        "previousstatus": change.previous_status, "data": data,
     }
-    return case["_id"].encode(), orjson.dumps(event, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)
+
+
+def _entries_within_budget(added: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    """The newest entries whose encoded size fits the budget, oldest first."""
+    chosen: list[dict[str, Any]] = []
+    size = 0
+    for entry in sorted(added, key=lambda e: (e["at"], e["id"]), reverse=True):
+        public = {name: entry.get(name) for name in _ENTRY_FIELDS}
+        size += len(orjson.dumps(public, option=_WIRE))
+        if size > ENTRIES_BUDGET_BYTES:
+            break
+        chosen.append(public)
+    return chosen[::-1]
+
+
+def wire_value(event: dict[str, Any]) -> bytes:
+    """A CloudEvent as the bytes of a structured-mode Kafka message."""
+    return orjson.dumps(event, option=_WIRE)
 
 
 def _time(value: Any) -> Any:

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 
 from prometheus_client import Gauge
 
-from consumers.publication import PublishedState, StateChange, state_event, state_from_event
+from consumers.publication import PublishedState, state_from_event, wire_value
+from stores.outbox import Message
 
 log = logging.getLogger(__name__)
 SUBSCRIBERS = Gauge("case_repository_live_subscribers", "Live update queues in this process")
@@ -54,13 +55,15 @@ class UpdatesBus:
             queue.put_nowait(published)
 
 
-class LocalUpdatesPublisher:
-    """Embedded mode: the same wire form as Kafka, delivered straight to this process's bus."""
+class LocalSender:
+    """Embedded mode, the outbox relay's broker: `case-updates` go to this process's bus in their wire form;
+    commands have no consumer in the process and stay in the outbox as sent (`GET /dev/commands` lists them)."""
 
     def __init__(self, bus: UpdatesBus) -> None:
         self._bus = bus
 
-    async def publish(self, changes: Sequence[StateChange]) -> None:
-        for change in changes:
-            _key, value = state_event(change)
-            self._bus.deliver(state_from_event(value))
+    async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
+        for message in messages:
+            if message.topic == "updates":
+                self._bus.deliver(state_from_event(wire_value(message.event)))
+        return [None] * len(messages)

@@ -1,9 +1,13 @@
-"""Reading cases: one case, filtered lists, a case's history."""
+"""Reading cases: one case (now or as it stood at a moment), filtered lists, a case's history."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from consumers.apply import replay
+from consumers.cloudevents import parse_envelope
 from context import Context
+from stores.case_scope import scope_admits
 from stores.protection import open_customer_pesel, open_participant_field
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 from stores.case_criteria import CaseCriteria, CaseOrder
@@ -17,6 +21,19 @@ async def get_case(context: Context, case_id: str) -> dict[str, Any] | None:
     if doc is not None:
         context.audit.cases_returned([doc])
     return doc
+
+
+async def get_case_as_of(context: Context, case_id: str, as_of: datetime) -> dict[str, Any] | None:
+    """The case as it stood at `as_of`: its journaled events up to then, replayed through the reducer.
+
+    The caller must see the case now and as it was then (its branch or type may have changed since)."""
+    if await get_case(context, case_id) is None:
+        return None
+    envelopes = await context.services.events.applied_until(case_id, as_of)
+    case = replay(case_id, [parse_envelope(envelope) for envelope in envelopes])
+    if case is None or not scope_admits(context.scope, case):
+        return None
+    return case
 
 
 async def list_cases(
@@ -37,20 +54,28 @@ async def list_cases(
     return Page(items=page.cases, cursors=cursors, has_next=page.has_next, total=total)
 
 
-def history_page(case: dict[str, Any], context: Context, first: int | None, after: str | None) -> Page[dict[str, Any]]:
-    """The case's actions, newest first; history is stored inside the case, so this costs no round trip."""
+async def history_page(case: dict[str, Any], context: Context, first: int | None,
+                       after: str | None) -> Page[dict[str, Any]]:
+    """The case's history, newest first: its rows in the store, or the list of a case rebuilt in memory."""
     size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
-    entries = case.get("history", [])
-    newest_first = entries[::-1]
-    start = 0
-    if after:
-        _at, entry_id = decode_cursor(after)
-        start = next((i + 1 for i, e in enumerate(newest_first) if e["id"] == entry_id), len(newest_first))
-    chosen = newest_first[start:start + size]
-    return Page(
-        items=chosen, cursors=[encode_cursor(e["at"], e["id"]) for e in chosen],
-        has_next=start + size < len(newest_first), total=len(entries),
-    )
+    keyset = decode_cursor(after) if after else None
+    if "history" in case:
+        entries, has_next = _in_memory_page(case["history"], size, keyset)
+        total = len(case["history"])
+    else:
+        # A pushed state (subscriptions) names its case `id`, a stored one `_id`.
+        entries, has_next = await context.services.history.page([case.get("_id") or case["id"]], size, keyset)
+        total = case.get("historyCount", 0)
+    return Page(items=entries, cursors=[encode_cursor(e["at"], e["id"]) for e in entries], has_next=has_next,
+                total=total)
+
+
+def _in_memory_page(entries: list[dict[str, Any]], size: int,
+                    keyset: tuple[Any, str] | None) -> tuple[list[dict[str, Any]], bool]:
+    newest_first = sorted(entries, key=lambda e: (e["at"], e["id"]), reverse=True)
+    if keyset is not None:
+        newest_first = [e for e in newest_first if (e["at"], e["id"]) < keyset]
+    return newest_first[:size], len(newest_first) > size
 
 
 # The field guards (access/guards.py) decide full, masked or denied before these open anything.

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from consumers.cloudevents import InvalidEvent, parse_envelope
-from consumers.pipeline import IngestResult, IngestStatus
+from consumers.pipeline import Deliverer, IngestResult, IngestStatus
 from context import Context
 from errors import BadInput, Conflict
 
@@ -24,12 +24,14 @@ async def publish_case_event(
     except InvalidEvent as error:
         await context.services.dead_letters.record(envelope, error.reason, origin="graphql")
         raise BadInput(f"event {event_id}: {error.reason}") from error
-    actor = context.principal.subject if context.principal else "anonymous"
-    [result] = await context.services.pipeline.ingest([event], actor=actor)
+    principal = context.principal
+    deliverer = Deliverer(principal.subject, principal.username) if principal else Deliverer("anonymous")
+    [result] = await context.services.pipeline.ingest([event], actor=deliverer)
     context.audit.case_ids.add(subject)
     if result.status is IngestStatus.REJECTED:
         # Kafka would dead-letter it; over HTTP it is recorded the same way before the caller hears CONFLICT.
-        await context.services.dead_letters.record(envelope, result.reason or "rejected", origin="graphql")
+        await context.services.dead_letters.record(envelope, result.reason or "rejected", origin="graphql",
+                                                   reason_class="rejected")
         raise Conflict(f"event {event_id}: {result.reason}")
     context.audit.applied(event_id, [])
     return result

@@ -34,6 +34,8 @@ class AuditRecord:
     id: strawberry.ID
     at: datetime
     actor: str
+    actor_name: str | None = strawberry.field(
+        description="Who, in people's words: the token's preferred_username; for events, their source systems.")
     action: str
     operation: str | None
     case_ids: list[strawberry.ID]
@@ -49,7 +51,8 @@ class AuditRecord:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> AuditRecord:
         return cls(
-            id=str(doc["_id"]), at=doc["at"], actor=doc["actor"], action=doc["action"],
+            id=str(doc["_id"]), at=doc["at"], actor=doc["actor"], actor_name=doc.get("actorName"),
+            action=doc["action"],
             operation=doc.get("operation"), case_ids=doc.get("caseIds") or [],
             customer_ids=doc.get("customerIds") or [], fields=doc.get("fields") or [],
             event_ids=doc.get("eventIds") or [], channel=doc.get("channel"), reason=doc.get("reason"),

@@ -219,8 +219,7 @@ class Case:
     def tasks(self) -> list[Annotated[Task, strawberry.lazy("schema.tasks")]]:
         from schema.tasks import Task
 
-        return [Task.from_doc(task, self.doc["_id"] if "_id" in self.doc else self.doc["id"])
-                for task in self.doc.get("tasks", [])]
+        return [Task.from_doc(task, self.id) for task in self.doc.get("tasks", [])]
 
     @strawberry.field
     def incidents(self) -> list[Incident]:
@@ -247,8 +246,9 @@ class Case:
         return bool(self.doc.get("hasOpenIncident"))
 
     @strawberry.field(description="The case's actions, newest first.")
-    def history(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[HistoryEntry]:
-        page = case_rules.history_page(self.doc, info.context, first, after)
+    async def history(self, info: Info, first: int | None = None,
+                      after: str | None = None) -> Connection[HistoryEntry]:
+        page = await case_rules.history_page(self.doc, info.context, first, after)
         return connection_from_page(page, HistoryEntry.from_doc)
 
 

@@ -23,13 +23,14 @@ EVERYTHING = CaseScope(include_restricted=True)
 NOTHING = CaseScope(nothing=True)
 
 
-def scope_filter(scope: CaseScope) -> dict[str, Any]:
-    """The MongoDB condition that admits exactly the cases `scope_admits` admits."""
+def scope_filter(scope: CaseScope, id_field: str = "_id") -> dict[str, Any]:
+    """The MongoDB condition that admits exactly the cases `scope_admits` admits; `id_field` names the case id
+    in the collection queried (`caseId` in rows that carry their case's visibility, such as tasks)."""
     if scope.nothing:
-        return {"_id": {"$in": []}}
+        return {id_field: {"$in": []}}
     clauses: list[dict[str, Any]] = []
     if scope.case_ids is not None:
-        clauses.append({"_id": {"$in": sorted(scope.case_ids)}})
+        clauses.append({id_field: {"$in": sorted(scope.case_ids)}})
     if scope.hidden_case_types:
         clauses.append({"caseType": {"$nin": sorted(scope.hidden_case_types)}})
     if scope.branch is not None:
@@ -55,11 +56,22 @@ def scope_admits(scope: CaseScope, case: Mapping[str, Any]) -> bool:
     return scope.include_restricted or case.get("restricted") is not True
 
 
-def within_scope(query: dict[str, Any], scope: CaseScope) -> dict[str, Any]:
-    """`query` narrowed to the scope."""
-    visible = scope_filter(scope)
+def within_scope(query: dict[str, Any], scope: CaseScope, *, id_field: str = "_id") -> dict[str, Any]:
+    """`query` narrowed to the scope: merged into one query document where no key collides (some planners scan
+    the collection for a top-level `$and`), else combined with `$and`."""
+    visible = scope_filter(scope, id_field)
     if not visible:
         return query
     if not query:
         return visible
-    return {"$and": [query, visible]}
+    clauses = visible["$and"] if list(visible) == ["$and"] else [visible]
+    merged = dict(query)
+    rest = []
+    for clause in clauses:
+        if merged.keys().isdisjoint(clause):
+            merged.update(clause)
+        else:
+            rest.append(clause)
+    if not rest:
+        return merged
+    return {"$and": [merged, *rest]}

@@ -1,17 +1,26 @@
-"""Case documents: reads for the API and version-guarded writes for the event pipeline."""
+"""Case documents: current state only, read with their task rows, and version-guarded writes for the pipeline.
+
+A case's history lives in its own rows (stores/history.py) and its tasks in theirs (stores/tasks.py), so a
+document stays small however long the case lives. What a write decided beyond the case itself (history rows,
+journal records, task merges, outbound messages, its audit record) is staged in the same document under
+`outbox` and relayed from there (consumers/staging.py): one single-document write is the unit of durability.
+"""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_filter, criteria_filter, sort_spec
 from stores.case_scope import CaseScope, within_scope
 from stores.database import DUPLICATE_KEY, Database
 from stores.protection import FieldCipher, seal_case
+from stores.tasks import COLLECTION as TASKS
 
 COLLECTION = "cases"
 
@@ -21,16 +30,22 @@ INDEXES = [
     IndexModel([("caseType", ASCENDING), ("updatedAt", DESCENDING)], name="type_updated"),
     IndexModel([("updatedAt", DESCENDING), ("_id", DESCENDING)], name="updated"),
     IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)], name="created"),
-    IndexModel([("tasks.id", ASCENDING)], name="task_id"),
-    IndexModel([("tasks.candidateGroups", ASCENDING), ("tasks.state", ASCENDING)], name="task_groups"),
-    IndexModel([("tasks.assignee", ASCENDING)], name="task_assignee"),
     IndexModel([("hasOpenIncident", ASCENDING), ("updatedAt", DESCENDING)], name="open_incident"),
+    IndexModel([("isOpen", ASCENDING), ("updatedAt", DESCENDING)], name="open_updated"),
     IndexModel([("customer.peselIndex", ASCENDING)], name="customer_pesel_index"),
     IndexModel([("branch", ASCENDING), ("updatedAt", DESCENDING)], name="branch_updated"),
+    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
 ]
 
 # Bookkeeping that the API never needs: left in the store, not shipped on every read.
-_READ_PROJECTION = {"eventIds": 0}
+_READ_PROJECTION = {"outbox": 0, "writeId": 0, "stagedAt": 0}
+# A case's tasks come with it in the same round trip, in the order their first event named them.
+_WITH_TASKS = {"$lookup": {"from": TASKS, "localField": "_id", "foreignField": "caseId", "as": "tasks"}}
+
+
+def _tasks_in_order(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["tasks"] = sorted(doc.get("tasks") or [], key=lambda t: (t.get("stamps") or {}).get("id") or [])
+    return doc
 
 
 @dataclass(frozen=True)
@@ -55,22 +70,34 @@ class CaseStore:
     async def ensure_indexes(self) -> None:
         await self._cases.create_indexes(INDEXES)
 
+    async def _read(self, query: dict[str, Any], *, sort: list[tuple[str, int]] | None = None,
+                    limit: int | None = None, projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        pipeline: list[dict[str, Any]] = [{"$match": query}]
+        if sort:
+            pipeline.append({"$sort": dict(sort)})
+        if limit is not None:
+            pipeline.append({"$limit": limit})
+        pipeline += [{"$project": projection or _READ_PROJECTION}, _WITH_TASKS]
+        return [_tasks_in_order(doc) for doc in await self._cases.aggregate(pipeline).to_list(None)]
+
     async def get(self, case_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
-        return await self._cases.find_one(within_scope({"_id": case_id}, scope), _READ_PROJECTION)
+        docs = await self._read(within_scope({"_id": case_id}, scope))
+        return docs[0] if docs else None
 
     async def get_many(self, case_ids: Iterable[str], *, scope: CaseScope) -> dict[str, dict[str, Any]]:
-        """Cases by id in one round trip; missing ids are absent from the result."""
+        """Cases by id, with their tasks, in one round trip; missing ids are absent from the result."""
         ids = list(dict.fromkeys(case_ids))
         if not ids:
             return {}
-        docs = await self._cases.find(within_scope({"_id": {"$in": ids}}, scope), _READ_PROJECTION).to_list(None)
+        docs = await self._read(within_scope({"_id": {"$in": ids}}, scope))
         return {doc["_id"]: doc for doc in docs}
 
     async def get_for_update(self, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Full documents, event ids included, for the pipeline's duplicate check."""
+        """Whole documents, staged effects included, with their task rows (stamps and versions): the pipeline's read."""
         ids = list(dict.fromkeys(case_ids))
-        docs = await self._cases.find({"_id": {"$in": ids}}).to_list(None)
-        return {doc["_id"]: doc for doc in docs}
+        pipeline = [{"$match": {"_id": {"$in": ids}}}, _WITH_TASKS]
+        docs = await self._cases.aggregate(pipeline).to_list(None)
+        return {doc["_id"]: _tasks_in_order(doc) for doc in docs}
 
     async def save(self, writes: Sequence[CaseWrite]) -> set[str]:
         """Write new states in one round trip; return the ids whose version guard failed."""
@@ -79,6 +106,8 @@ class CaseStore:
         for write in writes:
             # Nothing reaches the store with a PESEL or phone in clear.
             seal_case(write.case, self._cipher)
+            # Which of two writers from the same version landed: the version alone cannot tell.
+            write.case["writeId"] = uuid.uuid4().hex
         operations = [
             InsertOne(w.case) if w.expected_version is None
             else ReplaceOne({"_id": w.case["_id"], "version": w.expected_version}, w.case)
@@ -96,18 +125,24 @@ class CaseStore:
         expected_replaced = sum(1 for w in writes if w.expected_version is not None)
         if not failed_inserts and matched == expected_replaced:
             return set()
-        # The bulk result does not say which guard failed, and the version alone cannot tell: a concurrent
-        # writer starting from the same version writes the same number. Event ids are only ever appended,
-        # so our write landed if the stored ids still start with the ones we wrote.
         current = await self._cases.find(
-            {"_id": {"$in": [w.case["_id"] for w in writes]}}, {"eventIds": 1}
-        ).to_list(None)
-        stored = {doc["_id"]: doc.get("eventIds", []) for doc in current}
-        return {
-            w.case["_id"] for w in writes
-            if w.case["_id"] in failed_inserts
-            or stored.get(w.case["_id"], [])[:len(w.case["eventIds"])] != w.case["eventIds"]
-        }
+            {"_id": {"$in": [w.case["_id"] for w in writes]}}, {"writeId": 1}).to_list(None)
+        stored = {doc["_id"]: doc.get("writeId") for doc in current}
+        return {w.case["_id"] for w in writes
+                if w.case["_id"] in failed_inserts or stored.get(w.case["_id"]) != w.case["writeId"]}
+
+    async def clear_staged(self, relayed: Sequence[tuple[str, str]]) -> None:
+        """Drop the staged effects of cases (id, writeId) once relayed, unless the case was written since (its
+        new writer took the staged effects over and relays them itself)."""
+        if relayed:
+            await self._cases.bulk_write([
+                UpdateOne({"_id": case_id, "writeId": write_id}, {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
+                for case_id, write_id in relayed], ordered=False)
+
+    async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
+        """Cases whose staged effects were not relayed (their writer stopped before it could), oldest first."""
+        return await self._cases.find({"stagedAt": {"$lt": older_than}}, {"outbox": 1, "writeId": 1}).sort(
+            [("stagedAt", ASCENDING)]).limit(limit).to_list(None)
 
     async def find(
         self, criteria: CaseCriteria | None, order: CaseOrder, first: int,
@@ -117,8 +152,7 @@ class CaseStore:
         if after is not None:
             keyset = after_filter(order, after[0], after[1])
             query = {"$and": [query, keyset]} if query else keyset
-        cursor = self._cases.find(query, projection or _READ_PROJECTION).sort(sort_spec(order)).limit(first + 1)
-        docs = await cursor.to_list(None)
+        docs = await self._read(query, sort=sort_spec(order), limit=first + 1, projection=projection)
         return CasePage(cases=docs[:first], has_next=len(docs) > first)
 
     async def count(self, criteria: CaseCriteria | None, *, scope: CaseScope) -> int:
@@ -169,29 +203,10 @@ class CaseStore:
             within_scope({"customer.peselIndex": pesel_index}, scope), {"customerId": 1})
         return doc["customerId"] if doc else None
 
-    async def timeline(
-        self, customer_id: str, first: int, after: tuple[Any, str] | None = None, *, scope: CaseScope,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """Actions of all the customer's visible cases, newest first, each with its case id."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": within_scope({"customerId": customer_id}, scope)},
-            {"$project": {"history": 1}},
-            {"$unwind": "$history"},
-            # $addFields + $replaceRoot rather than $mergeObjects, which the in-memory store lacks.
-            {"$addFields": {"history.caseId": "$_id"}},
-            {"$replaceRoot": {"newRoot": "$history"}},
-        ]
-        if after is not None:
-            pipeline.append({"$match": {"$or": [
-                {"at": {"$lt": after[0]}}, {"at": after[0], "id": {"$lt": after[1]}},
-            ]}})
-        pipeline += [{"$sort": {"at": -1, "id": -1}}, {"$limit": first + 1}]
-        rows = await self._cases.aggregate(pipeline).to_list(None)
-        return rows[:first], len(rows) > first
-
-    async def with_tasks(self, task_ids: Sequence[str], *, scope: CaseScope) -> list[dict[str, Any]]:
-        return await self._cases.find(
-            within_scope({"tasks.id": {"$in": list(task_ids)}}, scope), _READ_PROJECTION).to_list(None)
+    async def visible_ids(self, customer_id: str, *, scope: CaseScope) -> list[str]:
+        """The ids of the customer's cases that the caller may see."""
+        docs = await self._cases.find(within_scope({"customerId": customer_id}, scope), {"_id": 1}).to_list(None)
+        return [doc["_id"] for doc in docs]
 
 
 def order_value(case: dict[str, Any], order: CaseOrder) -> Any:

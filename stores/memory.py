@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mongomock.aggregate
 import mongomock.collection
 from mongomock_motor import AsyncMongoMockClient
 
@@ -31,3 +32,47 @@ if not hasattr(_Builder.add_update, "__wrapped__"):
 def memory_client() -> Any:
     """A fresh in-memory MongoDB client; datetimes come back timezone-aware like the real one."""
     return AsyncMongoMockClient(tz_aware=True)
+
+
+# mongomock runs every aggregation over a deep copy of the whole collection, and a `$lookup` as one scan of the
+# foreign collection per input document. Two adapters with identical results: a leading `$match` (with the
+# `$sort`/`$limit` right after it) becomes a cursor, so only matching documents are copied; a `$lookup`
+# makes one `$in` query for all its input documents.
+_Collection = mongomock.collection.Collection
+
+
+def _cursor_first(original: Any) -> Any:
+    def aggregate(self: Any, pipeline: list[dict[str, Any]], session: Any = None, **kwargs: Any) -> Any:
+        stages = list(pipeline)
+        if not stages or "$match" not in stages[0] or len(stages[0]) != 1:
+            return original(self, pipeline, session=session, **kwargs)
+        cursor = self.find(stages.pop(0)["$match"])
+        if stages and "$sort" in stages[0] and len(stages[0]) == 1:
+            cursor = cursor.sort(list(stages.pop(0)["$sort"].items()))
+            if stages and "$limit" in stages[0] and len(stages[0]) == 1:
+                cursor = cursor.limit(stages.pop(0)["$limit"])
+        return mongomock.aggregate.process_pipeline(list(cursor), self.database, stages, session)
+
+    aggregate.__wrapped__ = original  # type: ignore[attr-defined]
+    return aggregate
+
+
+def _lookup_in_one_query(in_collection: list[dict[str, Any]], database: Any, options: dict[str, Any]) -> Any:
+    local, foreign, name = options["localField"], options["foreignField"], options["as"]
+    if set(options) != {"from", "localField", "foreignField", "as"} or "." in local or "." in foreign:
+        return _original_lookup(in_collection, database, options)
+    values = [doc.get(local) for doc in in_collection]
+    if any(isinstance(v, (list, dict)) for v in values):
+        return _original_lookup(in_collection, database, options)
+    matches: dict[Any, list[dict[str, Any]]] = {}
+    for found in database.get_collection(options["from"]).find({foreign: {"$in": values}}):
+        matches.setdefault(found.get(foreign), []).append(found)
+    for doc in in_collection:
+        doc[name] = list(matches.get(doc.get(local), []))
+    return in_collection
+
+
+if not hasattr(_Collection.aggregate, "__wrapped__"):
+    _original_lookup = mongomock.aggregate._PIPELINE_HANDLERS["$lookup"]
+    _Collection.aggregate = _cursor_first(_Collection.aggregate)
+    mongomock.aggregate._PIPELINE_HANDLERS["$lookup"] = _lookup_in_one_query

@@ -183,9 +183,16 @@ def publish_input(raw: dict[str, Any]) -> dict[str, Any]:
     return {name: raw[name] for name in ("id", "source", "type", "subject", "time", "sequence", "data") if name in raw}
 
 
-async def stored_case(cases: Any, case_id: str) -> dict[str, Any]:
-    """The case document as the pipeline stores it (an unscoped read, event ids included)."""
-    return (await cases.get_for_update([case_id]))[case_id]
+async def stored_case(services: Any, case_id: str) -> dict[str, Any]:
+    """The case as the pipeline stored it: its document (an unscoped read, bookkeeping included) with its task
+    rows, and its history rows oldest first under `history`."""
+    doc = (await services.cases.get_for_update([case_id]))[case_id]
+    rows, _ = await services.history.page([case_id], 1_000_000)
+    doc["history"] = rows[::-1]
+    # The ids of the events the journal holds as applied to it, in time order.
+    journaled = await services.events.applied_until(case_id, datetime.max.replace(tzinfo=timezone.utc))
+    doc["eventIds"] = [envelope["id"] for envelope in journaled]
+    return doc
 
 
 # --- tokens -------------------------------------------------------------------------------------------------

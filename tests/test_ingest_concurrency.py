@@ -8,15 +8,10 @@ from typing import Any
 
 from consumers.cloudevents import CaseEvent
 from consumers.pipeline import EventPipeline, IngestResult, IngestStatus
-from consumers.publication import StateChange
 from context import Services
 from stores.cases import CaseStore, CaseWrite
 from tests.factories import CaseStory, action_data, case_created_data, stored_case, task_data
 
-
-class _NoUpdates:
-    async def publish(self, changes: Sequence[StateChange]) -> None:
-        return None
 
 
 class InterleavingCases:
@@ -52,7 +47,7 @@ class InterleavingCases:
 def _pipeline(services: Services) -> tuple[EventPipeline, InterleavingCases]:
     """A second server process: its own pipeline over the same database."""
     cases = InterleavingCases(services.cases)
-    return EventPipeline(cases, services.events, _NoUpdates(), services.audit), cases  # type: ignore[arg-type]
+    return EventPipeline(cases, services.events, services.staging), cases  # type: ignore[arg-type]
 
 
 def _story(count: int) -> CaseStory:
@@ -84,7 +79,7 @@ async def test_two_pipelines_writing_the_same_version_both_land(services) -> Non
     # Then one of them lost the version race and retried, and the case holds both events
     assert first_store.conflicts + second_store.conflicts == 1
     assert (one.status, two.status) == (IngestStatus.APPLIED, IngestStatus.APPLIED)
-    case = await stored_case(services.cases, "CASE-1")
+    case = await stored_case(services, "CASE-1")
     assert case["version"] == 3
     assert sorted(case["eventIds"]) == ["CASE-1-e001", "CASE-1-e002", "CASE-1-e003"]
     assert [t["id"] for t in case["tasks"]] == ["T-1"]
@@ -107,7 +102,7 @@ async def test_two_pipelines_interleaving_many_events_lose_none(services) -> Non
     # Then the version races did happen, every event is applied once, and the version counts them all
     assert first_store.conflicts + second_store.conflicts > 0
     assert {r.status for batch in results for r in batch} == {IngestStatus.APPLIED}
-    case = await stored_case(services.cases, "CASE-1")
+    case = await stored_case(services, "CASE-1")
     assert case["version"] == 41
     assert sorted(case["eventIds"]) == sorted(e.id for e in [created, *events])
     assert len(case["history"]) == 41
@@ -129,5 +124,5 @@ async def test_the_same_event_over_two_pipelines_at_once_is_applied_once(service
     # version cannot be told apart by the store, and either write is the same document.)
     statuses = [r.status for [r] in results]
     assert IngestStatus.APPLIED in statuses and set(statuses) <= {IngestStatus.APPLIED, IngestStatus.DUPLICATE}
-    case = await stored_case(services.cases, "CASE-1")
+    case = await stored_case(services, "CASE-1")
     assert (case["version"], case["eventIds"], len(case["tasks"])) == (2, ["CASE-1-e001", "CASE-1-e002"], 1)

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from consumers.pipeline import EventPipeline, IngestResult, IngestStatus
-from consumers.publication import StateChange
 from stores.database import Database
 from stores.events import EventStore
 from tests.factories import (
@@ -65,7 +64,7 @@ async def test_a_batch_with_case_created_last_parks_nothing(services) -> None:
     # Then every event is applied at once
     assert [r.status for r in results] == [STATUS.APPLIED] * 4
     assert await services.events.count_parked() == 0
-    assert (await stored_case(services.cases, "CASE-1"))["version"] == 4
+    assert (await stored_case(services, "CASE-1"))["version"] == 4
 
 
 async def test_over_http_the_event_is_parked_and_the_case_shows_it_later(gql, services) -> None:
@@ -98,7 +97,7 @@ async def test_a_parked_event_delivered_again_is_a_duplicate_and_applied_once(se
     # Then both redeliveries are duplicates and the task was applied once
     assert while_parked.status is STATUS.DUPLICATE
     assert [r.status for r in with_creation] == [STATUS.APPLIED, STATUS.DUPLICATE]
-    case = await stored_case(services.cases, "CASE-1")
+    case = await stored_case(services, "CASE-1")
     assert (case["version"], [e["kind"] for e in case["history"]]) == (2, ["CASE_CREATED", "TASK_CREATED"])
     assert await services.events.count_parked() == 0
 
@@ -115,10 +114,6 @@ async def test_parked_events_wait_for_their_own_case_only(services, gql) -> None
     assert await services.events.count_parked() == 1
     assert (await gql(CASE_QUERY))["data"]["case"]["tasks"] == []
 
-
-class _NoUpdates:
-    async def publish(self, changes: Sequence[StateChange]) -> None:
-        return None
 
 
 class SlowToCreateEvents:
@@ -144,8 +139,8 @@ async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_
     created, task, _incident, _completed = _story().events
     parked = asyncio.Event()
     creator = EventPipeline(services.cases, SlowToCreateEvents(services.events, parked),  # type: ignore[arg-type]
-                            _NoUpdates(), services.audit)
-    other = EventPipeline(services.cases, services.events, _NoUpdates(), services.audit)
+                            services.staging)
+    other = EventPipeline(services.cases, services.events, services.staging)
 
     async def park_the_task() -> list[IngestResult]:
         try:
@@ -158,6 +153,6 @@ async def test_an_event_parked_while_its_case_is_being_created_elsewhere_is_not_
 
     # Then the task, parked after the creator looked, still ends up in the case, and nothing stays parked
     assert (created_result.status, task_result.status) == (STATUS.APPLIED, STATUS.PARKED)
-    case = await stored_case(services.cases, "CASE-1")
+    case = await stored_case(services, "CASE-1")
     assert (case["version"], [t["id"] for t in case["tasks"]]) == (2, ["T-1"])
     assert await services.events.count_parked() == 0

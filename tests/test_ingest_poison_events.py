@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
-from pymongo.errors import AutoReconnect
+from aiokafka.errors import MessageSizeTooLargeError
+from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from consumers.kafka_ingest import IngestConsumer
 from stores.case_scope import EVERYTHING
@@ -80,7 +81,7 @@ async def test_a_poison_event_is_dead_lettered_and_the_others_applied(loop, serv
     stored = await services.cases.get_many(["CASE-1", "CASE-2", "CASE-POISON"], scope=EVERYTHING)
     assert sorted(stored) == ["CASE-1", "CASE-2"]
     assert [(orjson.loads(p)["subject"], r) for p, r in letters.sent] == [
-        ("CASE-POISON", "could not be applied (ValueError); see the log")]
+        ("CASE-POISON", "ValueError: could not be applied; see the log")]
     assert consumer.committed == {PARTITION: 3}
 
 
@@ -96,3 +97,29 @@ async def test_an_outage_is_not_mistaken_for_a_poison_event(loop, services, monk
         await ingest_loop._apply({PARTITION: [_message(0, "CASE-1")]})
 
     assert (letters.sent, consumer.committed) == ([], {})
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (MessageSizeTooLargeError("The message is 1200000 bytes when serialized"),
+     "MessageSizeTooLargeError: message larger than max_request_size"),
+    (DocumentTooLarge("BSON document too large"), "DocumentTooLarge: document larger than MongoDB's BSON size limit"),
+])
+async def test_a_failure_that_never_heals_is_dead_lettered_with_its_reason_not_retried_forever(
+    loop, services, monkeypatch, error: Exception, reason: str,
+) -> None:
+    ingest_loop, consumer, letters = loop
+    real_ingest = services.pipeline.ingest
+
+    async def ingest(events, **kwargs):
+        if any(e.case_id == "CASE-BIG" for e in events):
+            raise error
+        return await real_ingest(events, **kwargs)
+
+    monkeypatch.setattr(services.pipeline, "ingest", ingest)
+
+    await ingest_loop._apply({PARTITION: [_message(0, "CASE-1"), _message(1, "CASE-BIG"), _message(2, "CASE-2")]})
+
+    stored = await services.cases.get_many(["CASE-1", "CASE-2", "CASE-BIG"], scope=EVERYTHING)
+    assert sorted(stored) == ["CASE-1", "CASE-2"]
+    assert [(orjson.loads(p)["subject"], r) for p, r in letters.sent] == [("CASE-BIG", reason)]
+    assert consumer.committed == {PARTITION: 3}

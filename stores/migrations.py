@@ -1,0 +1,63 @@
+"""Startup migration: case documents written before history and tasks had rows of their own.
+
+Such a document embeds `history`, `tasks` and `eventIds`. Each one is moved out — history rows, task rows and
+journal records first (idempotent inserts), then the document loses the embedded lists in one conditional
+update — so a crash half-way only repeats the move on the next start. A document is migrated as a whole or
+not at all.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from stores.cases import COLLECTION as CASES
+from stores.database import DUPLICATE_KEY, Database
+from stores.events import APPLIED, COLLECTION as EVENTS
+from stores.history import HistoryStore
+from stores.tasks import VISIBILITY_FIELDS, TaskChange, TaskStore
+
+log = logging.getLogger(__name__)
+BATCH = 100
+
+
+async def move_embedded_history(db: Database, history: HistoryStore, tasks: TaskStore) -> int:
+    """Move every embedded history, task list and event id list into their rows; returns the cases migrated."""
+    cases, journal = db.collection(CASES), db.collection(EVENTS)
+    migrated, last = 0, None
+    # In _id order, each document once per start: one rewritten meanwhile by an older instance is moved next time.
+    while docs := await cases.find({"history": {"$exists": True}, **({"_id": {"$gt": last}} if last else {})}).sort(
+            [("_id", 1)]).limit(BATCH).to_list(None):
+        last = docs[-1]["_id"]
+        for doc in docs:
+            await _move(doc, history, tasks, journal)
+            await cases.update_one({"_id": doc["_id"], "version": doc["version"]}, {
+                "$set": {"historyCount": len(doc.get("history") or ())},
+                "$unset": {"history": "", "tasks": "", "eventIds": ""}})
+        migrated += len(docs)
+    if migrated:
+        log.info("cases migrated to history and task rows", extra={"cases": migrated})
+    return migrated
+
+
+async def _move(doc: dict[str, Any], history: HistoryStore, tasks: TaskStore, journal: Any) -> None:
+    case_id = doc["_id"]
+    await history.append([
+        {**entry, "_id": entry.get("eventId") or f"{case_id}:{entry['id']}", "caseId": case_id}
+        for entry in doc.get("history") or ()])
+    visibility = {name: doc.get(name) for name in VISIBILITY_FIELDS}
+    await tasks.apply([TaskChange(task=task, case_id=case_id, visibility=visibility, base_version=None)
+                       for task in doc.get("tasks") or ()])
+    known = doc.get("eventIds") or []
+    if not known:
+        return
+    now = datetime.now(timezone.utc)
+    try:
+        # Events applied before the journal kept their CloudEvents: `case(asOf:)` cannot replay these.
+        await journal.insert_many([{"_id": event_id, "caseId": case_id, "status": APPLIED, "appliedAt": now}
+                                   for event_id in known], ordered=False)
+    except BulkWriteError as error:
+        if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+            raise

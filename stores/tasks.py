@@ -1,0 +1,171 @@
+"""Task rows: each process-engine task is its own record, readable by group and assignee without loading cases.
+
+A row carries the visibility of its case (case type, branch, restricted, customer), so a caller's row scope is a
+condition of the task query itself. The engine's fields are merged field by field with the same order stamps as
+the case ([sequence or time, event id]); a claim is one conditional update of the row, so it never races the
+version guard of its case, and an event that finds the row claimed meanwhile re-merges instead of overwriting.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from errors import Conflict
+from stores.case_scope import CaseScope, within_scope
+from stores.database import DUPLICATE_KEY, Database
+
+COLLECTION = "tasks"
+# What a task row copies from its case: enough for the row scope and the dashboard's filters.
+VISIBILITY_FIELDS = ("caseType", "branch", "restricted", "customerId")
+OPEN_STATES = ("CREATED", "ASSIGNED", "READY", "RESERVED", "IN_PROGRESS")
+_BOOKKEEPING = frozenset({"_id", "id", "caseId", "stamps", "version", "outbox", "stagedAt", *VISIBILITY_FIELDS})
+MAX_MERGE_ATTEMPTS = 10
+
+INDEXES = [
+    IndexModel([("caseId", ASCENDING)], name="case"),
+    IndexModel([("id", ASCENDING)], name="task_id"),
+    # The dashboard's two questions: what may my groups take, and what do I hold, soonest due first.
+    IndexModel([("candidateGroups", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="group_state_due"),
+    IndexModel([("assignee", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="assignee_state_due"),
+    IndexModel([("branch", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="branch_state_due"),
+    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
+]
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """A task as one case write left it: its merged fields with their stamps, and the row version it was read at."""
+
+    task: dict[str, Any]
+    case_id: str
+    visibility: dict[str, Any]
+    base_version: int | None
+
+
+def row_id(case_id: str, task_id: str) -> str:
+    """A row's key: task ids come from the engine and are meant to be unique, but two cases' tasks never collide."""
+    return f"{case_id}/{task_id}"
+
+
+def merge_task(row: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every field of `task` whose stamp is newer; fields a claim set keep their value otherwise."""
+    merged = dict(row)
+    stamps = dict(row.get("stamps") or {})
+    for key, stamp in (task.get("stamps") or {}).items():
+        if stamps.get(key) is None or stamp > stamps[key]:
+            stamps[key] = stamp
+            if key in task:
+                merged[key] = task[key]
+    merged["stamps"] = stamps
+    return merged
+
+
+def _key(change: TaskChange) -> str:
+    return row_id(change.case_id, change.task["id"])
+
+
+def _engine_fields(task: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in task.items() if k not in _BOOKKEEPING}
+
+
+class TaskStore:
+    def __init__(self, db: Database) -> None:
+        self._tasks = db.collection(COLLECTION)
+
+    async def ensure_indexes(self) -> None:
+        await self._tasks.create_indexes(INDEXES)
+
+    async def apply(self, changes: Sequence[TaskChange]) -> None:
+        """Write what case writes decided about their tasks; idempotent, and safe against concurrent claims."""
+        pending = list(changes)
+        if not pending:
+            return
+        # First on the basis the case write read; after a lost race, on the rows as they are now.
+        rows: dict[str, dict[str, Any]] | None = None
+        for _attempt in range(MAX_MERGE_ATTEMPTS):
+            operations = [self._operation(change, rows) for change in pending]
+            pending = await self._write(operations, pending)
+            if not pending:
+                return
+            found = await self._tasks.find({"_id": {"$in": [_key(c) for c in pending]}}).to_list(None)
+            rows = {row["_id"]: row for row in found}
+        raise Conflict(f"tasks {sorted(c.task['id'] for c in pending)} kept changing while being merged")
+
+    @staticmethod
+    def _operation(change: TaskChange, rows: dict[str, dict[str, Any]] | None) -> InsertOne | UpdateOne:
+        key = _key(change)
+        if rows is None:
+            basis, version = change.task, change.base_version
+        elif key in rows:
+            basis, version = merge_task(rows[key], change.task), rows[key]["version"]
+        else:
+            basis, version = change.task, None
+        values = {**_engine_fields(basis), "stamps": basis.get("stamps", {}), **change.visibility}
+        if version is None:
+            return InsertOne({**values, "_id": key, "id": change.task["id"], "caseId": change.case_id, "version": 1})
+        return UpdateOne({"_id": key, "version": version}, {"$set": values, "$inc": {"version": 1}})
+
+    async def _write(self, operations: list[Any], targets: list[TaskChange]) -> list[TaskChange]:
+        """Run the writes; return the changes whose guard failed or whose insert found the row already there."""
+        try:
+            result = await self._tasks.bulk_write(operations, ordered=False)
+            duplicate: set[int] = set()
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+            duplicate = {e["index"] for e in error.details["writeErrors"]}
+            result = None
+        updates = [i for i, op in enumerate(operations) if isinstance(op, UpdateOne)]
+        matched = result.matched_count if result is not None else None
+        if matched is not None and matched == len(updates) and not duplicate:
+            return []
+        # The bulk result does not say which guard failed: look at the versions now stored.
+        ids = [_key(targets[i]) for i in updates]
+        stored = {row["_id"]: row for row in await self._tasks.find(
+            {"_id": {"$in": ids}}, {"stamps": 1, "version": 1}).to_list(None)} if ids else {}
+        failed = [targets[i] for i in duplicate]
+        for i in updates:
+            change = targets[i]
+            row = stored.get(_key(change))
+            if row is None or merge_task(row, change.task)["stamps"] != row.get("stamps"):
+                failed.append(change)
+        return failed
+
+    async def set_visibility(self, case_visibility: dict[str, dict[str, Any]]) -> None:
+        """Copy each case's new visibility onto all of its task rows."""
+        if case_visibility:
+            await self._tasks.bulk_write([UpdateMany({"caseId": case_id}, {"$set": visibility})
+                                          for case_id, visibility in case_visibility.items()], ordered=False)
+
+    async def by_ids(self, task_ids: Iterable[str], *, scope: CaseScope) -> list[dict[str, Any]]:
+        ids = list(dict.fromkeys(task_ids))
+        return await self._tasks.find(within_scope({"id": {"$in": ids}}, scope, id_field="caseId")).to_list(None)
+
+    async def claim(self, task_id: str, assignee: str, groups: Sequence[str],
+                    staged: dict[str, Any]) -> dict[str, Any] | None:
+        """Take an open, unassigned task for `assignee` if it is offered to one of `groups`, in one conditional
+        update that also stages `staged` (its outbound message); None = someone holds it or it is not offered."""
+        return await self._tasks.find_one_and_update(
+            {"id": task_id, "assignee": None, "state": {"$in": list(OPEN_STATES)},
+             "candidateGroups": {"$in": list(groups)}},
+            {"$set": {"assignee": assignee, "stagedAt": datetime.now(timezone.utc)},
+             "$push": {"outbox": staged}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
+        """Rows whose staged messages were not relayed (their writer stopped before it could)."""
+        return await self._tasks.find({"stagedAt": {"$lt": older_than}}, {"outbox": 1, "version": 1}).limit(
+            limit).to_list(None)
+
+    async def clear_staged(self, relayed: Sequence[tuple[str, int]]) -> None:
+        """Forget staged messages of rows (_id, version) that nobody changed since they were read."""
+        if relayed:
+            await self._tasks.bulk_write([
+                UpdateOne({"_id": task_id, "version": version}, {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
+                for task_id, version in relayed], ordered=False)
