@@ -25,7 +25,7 @@ from stores.history import HistoryStore
 from stores.outbox import OutboxStore
 from stores.protection import FieldCipher
 from stores.tasks import TaskStore
-from response_cache import ResponseCache
+from edge.response_cache import ResponseCache
 
 
 @dataclass(frozen=True)

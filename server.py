@@ -22,7 +22,7 @@ from edge.app import build_app, graphql_view, security_middlewares, serving_midd
 from edge.keys import SERVICES
 from edge.view import CaseRepositoryView
 from logs import configure_logging
-from response_cache import ResponseCache
+from edge.response_cache import ResponseCache
 from schema.build import build_schema
 from settings import Settings
 from stores.audit import AuditStore

@@ -17,7 +17,7 @@ from typing import Protocol
 from prometheus_client import Counter, Gauge
 
 from consumers.failures import can_retry, failure_reason
-from stores.outbox import Message, OutboxStore
+from stores.outbox import Backlog, Message, OutboxStore
 
 log = logging.getLogger(__name__)
 OUTBOX_SENT = Counter("case_repository_outbox_sent_total", "Outbox messages the broker acknowledged", ["topic"])
@@ -105,12 +105,13 @@ class OutboxRelay:
         await self.measure()
         return tried
 
-    async def measure(self) -> None:
+    async def measure(self) -> Backlog:
+        """The outbox backlog now, also set on the /metrics gauges."""
         backlog = await self._outbox.backlog()
         OUTBOX_BACKLOG.set(backlog.pending)
         OUTBOX_DEAD.set(backlog.failed)
-        age = (datetime.now(timezone.utc) - backlog.oldest).total_seconds() if backlog.oldest else 0.0
-        OUTBOX_OLDEST.set(max(age, 0.0))
+        OUTBOX_OLDEST.set(backlog.oldest_age_seconds)
+        return backlog
 
     def start(self) -> None:
         self._stopping.clear()

@@ -13,6 +13,7 @@ from context import Services
 from edge.authentication import authentication
 from edge.http_guards import GRAPHQL_PATH, graphql_view_options, http_guards
 from edge.keys import DATABASE, KAFKA, SERVICES
+from edge.dev import add_dev_routes
 from edge.ops import add_ops_routes, measure
 from edge.view import CaseRepositoryView
 from settings import Settings
@@ -47,4 +48,5 @@ def build_app(services: Services, database: Database, kafka: KafkaClients | None
     app[KAFKA] = kafka
     app.router.add_route("*", GRAPHQL_PATH, view)
     add_ops_routes(app)
+    add_dev_routes(app, services.settings)
     return app

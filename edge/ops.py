@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from edge.keys import DATABASE, KAFKA, SERVICES
+from stores.database import OUTAGE_ERRORS
 
 REQUESTS = Counter("case_repository_http_requests_total", "HTTP requests", ["path", "status"])
 ERRORS = Counter("case_repository_http_errors_total", "HTTP requests that failed with 5xx", ["path"])
@@ -43,11 +44,20 @@ async def readyz(request: web.Request) -> web.Response:
     if kafka is not None:
         checks["kafka"] = await kafka.ready()
     ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks},
-                             status=200 if ready else 503)
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if checks["store"]:
+        # A backlog is not unreadiness (the store has the truth and the relay catches up): shown, not judged.
+        backlog = await request.app[SERVICES].relay.measure()
+        body["outbox"] = {"pending": backlog.pending, "oldestPendingSeconds": backlog.oldest_age_seconds,
+                          "failed": backlog.failed}
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
+    try:
+        await request.app[SERVICES].relay.measure()  # the outbox gauges as of this scrape
+    except OUTAGE_ERRORS:
+        pass  # the store is down: the gauges keep their last values, /readyz says why
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -17,7 +17,7 @@ from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, failed_authent
 from edge.keys import SERVICES
 from errors import Unauthenticated
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
-from response_cache import cacheable_operation
+from edge.response_cache import cacheable_operation
 
 
 class CaseRepositoryView(GraphQLView):

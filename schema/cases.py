@@ -313,9 +313,13 @@ async def cases_connection(
 
 @strawberry.type
 class CaseQueries:
-    @strawberry.field
-    async def case(self, info: Info, id: strawberry.ID) -> Case | None:
-        doc = await case_rules.get_case(info.context, id)
+    @strawberry.field(description="The case now, or with `asOf` as it stood at that moment (rebuilt from its events "
+                                  "up to then; null if it did not exist yet).")
+    async def case(self, info: Info, id: strawberry.ID, as_of: datetime | None = None) -> Case | None:
+        if as_of is None:
+            doc = await case_rules.get_case(info.context, id)
+        else:
+            doc = await case_rules.get_case_as_of(info.context, id, as_of)
         return Case.from_doc(doc) if doc else None
 
     @strawberry.field

@@ -56,6 +56,13 @@ class Backlog:
     oldest: datetime | None
     failed: int
 
+    @property
+    def oldest_age_seconds(self) -> float:
+        """How long the oldest unsent message has waited (0 with none)."""
+        if self.oldest is None:
+            return 0.0
+        return max((datetime.now(timezone.utc) - self.oldest).total_seconds(), 0.0)
+
 
 class OutboxStore:
     def __init__(self, db: Database, cipher: FieldCipher) -> None:

@@ -31,7 +31,8 @@ async def test_readyz_checks_the_store_and_the_identity_provider(client: TestCli
     response = await client.get("/readyz")
 
     assert (response.status, await response.json()) == (
-        200, {"status": "ready", "checks": {"store": True, "identity": True}})
+        200, {"status": "ready", "checks": {"store": True, "identity": True},
+              "outbox": {"pending": 0, "oldestPendingSeconds": 0.0, "failed": 0}})
 
 
 async def test_metrics_count_http_requests_by_path_and_status(client: TestClient) -> None:

@@ -301,3 +301,9 @@ async def test_in_prod_fragments_at_the_root_do_not_get_around_the_sdl_rule(
         assert_no_schema_in(text)
     # The control: the same document is valid and served to the caller the rule admits.
     assert "errors" not in system[1] and "type Query" in system[2]
+
+
+async def test_the_dev_outbox_does_not_exist_in_prod(client: TestClient) -> None:
+    response = await client.get("/dev/commands")
+
+    assert response.status == 404
