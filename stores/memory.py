@@ -9,6 +9,7 @@ from typing import Any
 
 import mongomock.aggregate
 import mongomock.collection
+import mongomock.filtering
 from mongomock_motor import AsyncMongoMockClient
 
 _Builder = mongomock.collection.BulkOperationBuilder
@@ -76,3 +77,39 @@ if not hasattr(_Collection.aggregate, "__wrapped__"):
     _original_lookup = mongomock.aggregate._PIPELINE_HANDLERS["$lookup"]
     _Collection.aggregate = _cursor_first(_Collection.aggregate)
     mongomock.aggregate._PIPELINE_HANDLERS["$lookup"] = _lookup_in_one_query
+
+
+# mongomock finds every document by scanning the whole collection, `_id` lookups included, so a read by id costs
+# time in proportion to the collection. A filter that names its `_id`s (a value or `$in`) starts from those
+# documents instead; the full filter still decides, so the answer is the same.
+_SCALAR_IDS = (str, int)
+
+
+def _named_ids(filter: Any) -> list[Any] | None:
+    if not isinstance(filter, dict) or "_id" not in filter:
+        return None
+    wanted = filter["_id"]
+    if isinstance(wanted, _SCALAR_IDS) and not isinstance(wanted, bool):
+        return [wanted]
+    if isinstance(wanted, dict) and list(wanted) == ["$in"] and isinstance(wanted["$in"], (list, tuple)):
+        ids = wanted["$in"]
+        if all(isinstance(i, _SCALAR_IDS) and not isinstance(i, bool) for i in ids):
+            return list(dict.fromkeys(ids))
+    return None
+
+
+def _by_id_first(original: Any) -> Any:
+    def iter_documents(self: Any, filter: Any) -> Any:
+        ids = _named_ids(filter)
+        if ids is None or self._store.is_empty:
+            return original(self, filter)
+        store = self._store
+        candidates = [store[i] for i in ids if i in store]
+        return (document for document in candidates if mongomock.filtering.filter_applies(filter, document))
+
+    iter_documents.__wrapped__ = original  # type: ignore[attr-defined]
+    return iter_documents
+
+
+if not hasattr(_Collection._iter_documents, "__wrapped__"):
+    _Collection._iter_documents = _by_id_first(_Collection._iter_documents)
