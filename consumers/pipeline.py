@@ -34,7 +34,7 @@ from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
 from stores.events import EventStore
 from stores.outbox import Message
-from stores.tasks import VISIBILITY_FIELDS, TaskChange
+from stores.tasks import VISIBILITY_FIELDS, TaskChange, merge_task
 
 EVENTS_INGESTED = Counter(
     "case_repository_events_total", "Inbound case events by outcome", ["outcome"],
@@ -82,6 +82,18 @@ def _journal_record(event: CaseEvent) -> dict[str, Any]:
     return {"id": event.id, "caseId": event.case_id, "type": event.type, "order": event.order}
 
 
+def _with_staged_tasks(doc: dict[str, Any]) -> None:
+    """The case's task rows as its staged effects will leave them: a writer that stopped before relaying them
+    must not make the next one reduce from rows that lack its changes."""
+    staged = [e["task"] for e in doc.get("outbox") or () if e["kind"] == "task"]
+    if not staged:
+        return
+    tasks = {t["id"]: t for t in doc.get("tasks", ())}
+    for task in copy.deepcopy(staged):  # the reducer changes tasks in place; the staged effects must stay as staged
+        tasks[task["id"]] = merge_task(tasks[task["id"]], task) if task["id"] in tasks else task
+    doc["tasks"] = sorted(tasks.values(), key=lambda t: (t.get("stamps") or {}).get("id") or [])
+
+
 def _visibility(case: dict[str, Any]) -> dict[str, Any]:
     return {name: case.get(name) for name in VISIBILITY_FIELDS}
 
@@ -124,6 +136,8 @@ class EventPipeline:
         for event in events:
             by_case.setdefault(event.case_id, []).append(event)
         docs = await self._cases.get_for_update(by_case)
+        for doc in docs.values():
+            _with_staged_tasks(doc)
         staged = {case_id: staged_event_ids(doc) for case_id, doc in docs.items()}
         journaled = await self._events.applied_ids(
             e.id for e in events if e.id not in staged.get(e.case_id, ()))

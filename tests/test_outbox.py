@@ -16,7 +16,7 @@ from consumers import relay as relay_module
 from consumers import staging as staging_module
 from consumers.publication import PublishedState
 from stores.outbox import Message
-from tests.factories import CaseStory, case_created_data, stored_case, task_data
+from tests.factories import CaseStory, case_created_data, event, stored_case, task_data
 from tests.test_health_metrics import scrape
 
 BACKLOG = ("case_repository_outbox_backlog", ())
@@ -47,7 +47,8 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
     monkeypatch.setattr(relay_module, "RETRY_AFTER", timedelta(0))
-    monkeypatch.setattr(staging_module, "ABANDONED_AFTER", timedelta(0))
+    # Negative: effects staged within this very millisecond count as abandoned too.
+    monkeypatch.setattr(staging_module, "ABANDONED_AFTER", timedelta(seconds=-1))
 
 
 async def test_a_backlog_is_shown_to_the_operator_and_readiness_stays(
@@ -175,3 +176,24 @@ async def test_the_dev_outbox_lists_what_was_sent_on_case_commands(client: TestC
     assert [(e["id"], e["type"]) for e in everything] == [
         ("cmd-0", "notification.requested"), ("cmd-1", "task.assignment_changed")]
     assert [e["id"] for e in notifications] == ["cmd-0"]
+
+
+async def test_the_next_write_after_a_stopped_writer_builds_on_what_it_staged(
+    services: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a writer that stopped after creating the case and its task T-1, before relaying the task row
+    await _stop_after_the_case_write(services, monkeypatch)
+
+    with services.bus.subscribe("CASE-1") as updates:
+        # When the next event completes T-1
+        completed = event("case.task_completed", "CASE-1", {"task": {"id": "T-1"}}, sequence=3)
+        await services.pipeline.ingest([completed])
+
+        # Then the published state shows the whole task, as created and now completed
+        states = [p.state for p in _drain(updates)]
+    assert [(s["version"], [(t["id"], t["name"], t["state"]) for t in s["tasks"]]) for s in states] == [
+        (2, [("T-1", "Verify income documents", "CREATED")]),
+        (3, [("T-1", "Verify income documents", "COMPLETED")]),
+    ]
+    assert [(t["id"], t["state"], t["name"]) for t in (await stored_case(services, "CASE-1"))["tasks"]] == [
+        ("T-1", "COMPLETED", "Verify income documents")]

@@ -237,8 +237,8 @@ async def test_entities_cost_as_many_as_their_representations(post: Post, databa
     refused = await post(query, {"representations": many})
     answered = await post(query, {"representations": many[:10]})
 
-    # _entities + 200 x (history + edges) + 200 x 100 x (node, id, kind, summary)
-    assert refused == too_complex("query cost 80401 exceeds the limit of 50000", "cost", line=2, column=5)
+    # _entities + 200 x (history, a store read per case: 1 + 250, + edges) + 200 x 100 x (node, id, kind, summary)
+    assert refused == too_complex("query cost 130401 exceeds the limit of 50000", "cost", line=2, column=5)
     assert answered == {"data": {"_entities": [None] * 10}}
 
 
@@ -332,10 +332,11 @@ async def test_a_subscription_over_the_limits_is_refused_before_it_subscribes(
         "message": "query depth 11 exceeds the limit of 10", "locations": [{"line": 1, "column": 1}],
         "extensions": {"code": "QUERY_TOO_COMPLEX", "limit": "depth"}}]}
     # The cost is checked when execution starts, so it comes as a result with errors, then completion.
-    # caseUpdated, tasks, 20 x (case, history, edges), 20 x 500 x (node, id, kind, actor + 3, summary, at)
+    # caseUpdated, tasks, 20 x (case, history (+ 250: a store read per case), edges),
+    # 20 x 500 x (node, id, kind, actor + 3, summary, at)
     assert costly_replies == [
         {"id": "costly", "type": "next", "payload": {"data": None, "errors": [{
-            "message": "query cost 90062 exceeds the limit of 50000", "locations": [{"line": 1, "column": 1}],
+            "message": "query cost 95062 exceeds the limit of 50000", "locations": [{"line": 1, "column": 1}],
             "extensions": {"code": "QUERY_TOO_COMPLEX", "limit": "cost"}}]}},
         {"id": "costly", "type": "complete"}]
     assert subscribed == []

@@ -28,7 +28,7 @@ from edge.keys import KAFKA
 from server import SERVICES, build_services, create_app
 from settings import Settings
 from stores.database import Database
-from tests.factories import case_created_data, envelope
+from tests.factories import case_created_data, envelope, stored_case
 
 PARTITIONS = 3
 # Group joins take ~5 s and rebalances 5-18 s under load on this broker (NOTES.md): generous, never sleeps.
@@ -273,8 +273,10 @@ def kafka_of(client: TestClient) -> KafkaClients:
 
 
 async def stored_cases(services: Services, case_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The case documents as the pipeline stores them: an unscoped read, as an operator's database shell sees."""
-    return await services.cases.get_for_update(case_ids)
+    """The cases as the pipeline stores them (an unscoped read, as an operator's database shell sees), each with
+    its history rows oldest first (tests.factories.stored_case); absent cases are left out."""
+    found = await services.cases.get_for_update(case_ids)
+    return {case_id: await stored_case(services, case_id) for case_id in found}
 
 
 async def versions(services: Services, case_ids: Iterable[str]) -> dict[str, int]:
