@@ -9,6 +9,7 @@ import pytest
 
 from settings import Settings
 from tests.kafka.kit import Broker, KafkaProbe, Repository, Topics, create_topics, tansu_binary
+from tests.wire_store import wire_store  # noqa: F401 - the MongoDB-wire store in its own process, as a fixture
 
 
 @pytest.fixture(scope="session")
