@@ -89,11 +89,10 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
             await store.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
         await services.verifier.start()
-        # Before ingest: what a stopped instance staged goes out before anything new.
-        await services.relay.relay_due()
-        services.relay.start()
         if kafka is not None:
             await kafka.start(services.pipeline, services.dead_letters, services.bus)
+        # Its first pass runs at once: what a stopped instance left unsent goes out now, not a period later.
+        await services.relay.start()
         if settings.demo_data:
             count = await load_demo_cases(services.pipeline)
             log.info("demo cases loaded through the event pipeline", extra={"events": count})

@@ -113,8 +113,10 @@ class OutboxRelay:
         OUTBOX_OLDEST.set(backlog.oldest_age_seconds)
         return backlog
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """One pass now (what a stopped instance left goes out at once), then one every interval."""
         self._stopping.clear()
+        await self._pass()
         self._task = asyncio.create_task(self._run(), name="outbox relay")
 
     async def stop(self) -> None:
@@ -123,13 +125,15 @@ class OutboxRelay:
             await asyncio.wait({self._task})
             self._task = None
 
+    async def _pass(self) -> None:
+        try:
+            await self.relay_due()
+        except Exception:  # noqa: BLE001 - the store may be down; the next pass tries again
+            log.exception("outbox relay pass failed")
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
-                await self.relay_due()
-            except Exception:  # noqa: BLE001 - the store may be down; the next pass tries again
-                log.exception("outbox relay pass failed")
-            try:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
             except asyncio.TimeoutError:
-                pass  # the normal end of a pause
+                await self._pass()

@@ -40,7 +40,9 @@ def visibility_effect(case_id: str, visibility: dict[str, Any], version: int) ->
 
 
 def audit_effect(entry: dict[str, Any], case_id: str, version: int) -> dict[str, Any]:
-    return {"kind": "audit", "id": f"audit:{case_id}:{version}", "entry": entry}
+    write_id = f"audit:{case_id}:{version}"
+    # The record names its write, so relaying the same staged effects again does not record it twice.
+    return {"kind": "audit", "id": write_id, "entry": {**entry, "writes": [write_id]}}
 
 
 def staged_event_ids(doc: dict[str, Any]) -> set[str]:
@@ -74,8 +76,12 @@ class Staging:
             TaskChange(task=e["task"], case_id=e["caseId"], visibility=e["visibility"], base_version=e["baseVersion"])
             for e in by_kind.get("task", ())])
         await self._tasks.set_visibility({e["caseId"]: e["visibility"] for e in by_kind.get("visibility", ())})
+        audits = by_kind.get("audit", [])
+        recorded = await self._audit.recorded_writes([e["id"] for e in audits])
         by_actor: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for effect in by_kind.get("audit", ()):
+        for effect in audits:
+            if effect["id"] in recorded:
+                continue
             entry = effect["entry"]
             by_actor.setdefault((entry["actor"], entry.get("actorName") or ""), []).append(entry)
         for entries in by_actor.values():
@@ -108,4 +114,5 @@ def _one_record(entries: list[dict[str, Any]]) -> dict[str, Any]:
         "customerIds": sorted({c for e in entries for c in e.get("customerIds", [])}),
         "sources": sorted({s for e in entries for s in e.get("sources", [])}),
         "changes": [c for e in entries for c in e.get("changes", [])],
+        "writes": [w for e in entries for w in e.get("writes", [])],
     }

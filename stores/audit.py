@@ -42,6 +42,7 @@ INDEXES = [
     IndexModel([("customerIds", ASCENDING), ("_id", DESCENDING)], name="customer_newest"),
     IndexModel([("actor", ASCENDING), ("_id", DESCENDING)], name="actor_newest"),
     IndexModel([("at", ASCENDING)], name="at"),
+    IndexModel([("writes", ASCENDING)], name="writes", sparse=True),
 ]
 
 
@@ -95,6 +96,13 @@ class AuditStore:
                 self._head = (record["_id"], record["hash"])
                 return record
         raise StoreUnavailable(f"audit: could not append after {MAX_APPEND_ATTEMPTS} attempts (contention)")
+
+    async def recorded_writes(self, write_ids: list[str]) -> set[str]:
+        """Which of these writes (ids of the staged audit effects of case writes) already have their record."""
+        if not write_ids:
+            return set()
+        found = await self._records.find({"writes": {"$in": write_ids}}, {"writes": 1}).to_list(None)
+        return {w for record in found for w in record.get("writes", ()) if w in set(write_ids)}
 
     async def _read_head(self) -> tuple[int, str]:
         newest = await self._records.find_one({}, {"hash": 1}, sort=[("_id", DESCENDING)])

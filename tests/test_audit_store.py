@@ -270,7 +270,7 @@ async def test_the_trail_has_its_indexes(audit: AuditStore, database: Database) 
 
     assert {name: list(spec["key"]) for name, spec in indexes.items() if name != "_id_"} == {
         "case_newest": [("caseIds", 1), ("_id", -1)], "customer_newest": [("customerIds", 1), ("_id", -1)],
-        "actor_newest": [("actor", 1), ("_id", -1)], "at": [("at", 1)]}
+        "actor_newest": [("actor", 1), ("_id", -1)], "at": [("at", 1)], "writes": [("writes", 1)]}
 
 
 # --- audit_verify.py --------------------------------------------------------------------------------------
