@@ -52,7 +52,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     bus.add_listener(responses.on_published)
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
-    staging = Staging(cases, events, history, tasks, audit, relay)
+    staging = Staging(cases, events, history, tasks, audit, relay, on_task_changed=responses.changed)
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, outbox=outbox,

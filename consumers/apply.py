@@ -191,7 +191,7 @@ def replay(case_id: str, events: list[CaseEvent]) -> dict[str, Any] | None:
 
 
 # Kept in the store, never published: staging, write bookkeeping and the order stamps.
-_UNPUBLISHED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt"})
+_UNPUBLISHED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "replayable"})
 _UNPUBLISHED_ITEM = frozenset({"stamps", "pesel", "phone", "version", "outbox", "stagedAt", "_id", "caseId",
                                "caseType", "branch", "restricted", "customerId"})
 

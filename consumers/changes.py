@@ -5,7 +5,7 @@ from typing import Any
 
 # Bookkeeping and derived fields: not what an auditor asks about.
 _SKIPPED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "historyCount", "updatedAt", "hasOpenIncident",
-                      "isOpen", "customerId"})
+                      "isOpen", "customerId", "replayable"})
 _ITEM_SKIPPED = frozenset({"id", "stamps", "version", "outbox", "stagedAt", "_id", "caseId", "caseType", "branch",
                            "restricted", "customerId"})
 # Sealed at rest: the audit says that they changed, never what they are.

@@ -9,7 +9,7 @@ dropped only by a conditional update on the write id that staged them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -52,13 +52,16 @@ def staged_event_ids(doc: dict[str, Any]) -> set[str]:
 
 class Staging:
     def __init__(self, cases: CaseStore, events: EventStore, history: HistoryStore, tasks: TaskStore,
-                 audit: AuditStore, relay: OutboxRelay) -> None:
+                 audit: AuditStore, relay: OutboxRelay,
+                 on_task_changed: Callable[[str, str | None], None] | None = None) -> None:
         self._cases = cases
         self._events = events
         self._history = history
         self._tasks = tasks
         self._audit = audit
         self._relay = relay
+        # A task row changed without a case write (a claim): this instance forgets answers that showed it.
+        self._on_task_changed = on_task_changed
 
     async def relay_cases(self, docs: Sequence[dict[str, Any]]) -> None:
         """Carry out the staged effects of these case documents (as written: `outbox` and `writeId`)."""
@@ -96,6 +99,9 @@ class Staging:
             return
         await self._relay.add_and_send([Message.from_staged(e) for row in rows for e in row["outbox"]])
         await self._tasks.clear_staged([(row["_id"], row["version"]) for row in rows])
+        if self._on_task_changed is not None:
+            for row in rows:
+                self._on_task_changed(row["caseId"], row.get("customerId"))
 
     async def sweep(self) -> None:
         """Relay what writers that stopped left staged (the relay loop calls this on every pass)."""

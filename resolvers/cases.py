@@ -7,6 +7,7 @@ from typing import Any
 from consumers.apply import replay
 from consumers.cloudevents import parse_envelope
 from context import Context
+from errors import BadInput
 from stores.case_scope import scope_admits
 from stores.protection import open_customer_pesel, open_participant_field
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
@@ -27,8 +28,12 @@ async def get_case_as_of(context: Context, case_id: str, as_of: datetime) -> dic
     """The case as it stood at `as_of`: its journaled events up to then, replayed through the reducer.
 
     The caller must see the case now and as it was then (its branch or type may have changed since)."""
-    if await get_case(context, case_id) is None:
+    current = await get_case(context, case_id)
+    if current is None:
         return None
+    if current.get("replayable") is False:
+        raise BadInput(f"asOf: case {case_id} was recorded before its events were kept with it, so it cannot be "
+                       "rebuilt as of a moment; read it without asOf")
     envelopes = await context.services.events.applied_until(case_id, as_of)
     case = replay(case_id, [parse_envelope(envelope) for envelope in envelopes])
     if case is None or not scope_admits(context.scope, case):

@@ -34,7 +34,8 @@ async def move_embedded_history(db: Database, history: HistoryStore, tasks: Task
         for doc in docs:
             await _move(doc, history, tasks, journal)
             await cases.update_one({"_id": doc["_id"], "version": doc["version"]}, {
-                "$set": {"historyCount": len(doc.get("history") or ())},
+                # Its early events were journaled without their CloudEvents: `case(id, asOf:)` cannot rebuild it.
+                "$set": {"historyCount": len(doc.get("history") or ()), "replayable": False},
                 "$unset": {"history": "", "tasks": "", "eventIds": ""}})
         migrated += len(docs)
     if migrated:

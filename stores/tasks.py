@@ -160,8 +160,8 @@ class TaskStore:
 
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
         """Rows whose staged messages were not relayed (their writer stopped before it could)."""
-        return await self._tasks.find({"stagedAt": {"$lt": older_than}}, {"outbox": 1, "version": 1}).limit(
-            limit).to_list(None)
+        return await self._tasks.find({"stagedAt": {"$lt": older_than}},
+                                      {"outbox": 1, "version": 1, "caseId": 1, "customerId": 1}).limit(limit).to_list(None)
 
     async def clear_staged(self, relayed: Sequence[tuple[str, int]]) -> None:
         """Forget staged messages of rows (_id, version) that nobody changed since they were read."""

@@ -239,3 +239,15 @@ async def test_a_start_stopped_half_way_through_the_move_finishes_it_next_time(
         "version": 5, "customer": {"pesel": MASKED_PESEL},
         "history": {"totalCount": 5, "edges": OLD_HISTORY}, "tasks": OLD_TASKS,
     }}}
+
+
+async def test_a_migrated_case_cannot_be_rebuilt_as_of_a_moment_and_says_so(upgraded: GraphQL) -> None:
+    # Given a case migrated from the embedded layout (its early events were journaled without their CloudEvents)
+    # When someone asks for it as of a moment
+    result = await upgraded('{ case(id: "CASE-OLD", asOf: "2026-11-21T12:00:00Z") { id } }')
+
+    # Then the answer is a clear refusal, not a case that "did not exist yet"
+    assert result["data"] == {"case": None}
+    assert [(e["extensions"]["code"], e["message"]) for e in result["errors"]] == [(
+        "BAD_USER_INPUT", "asOf: case CASE-OLD was recorded before its events were kept with it, so it cannot be "
+        "rebuilt as of a moment; read it without asOf")]
