@@ -1,12 +1,14 @@
-"""R4: events/s through EventPipeline.ingest against raw bulk upserts/s of the same resulting documents.
+"""R4: events/s through EventPipeline.ingest against raw bulk writes of the same resulting records.
 
 The stream is Kafka-like (bench.events.kafka_stream): batches of 500 events, new cases plus follow-ups,
-each batch touching 500 distinct cases, so one event = one written case document and the two rates
-compare like with like. After each pipeline batch the raw side upserts the documents that batch wrote
-(pymongo ReplaceOne through bulk_write) into a fresh in-memory database with the same indexes, so both
-rates see the same machine load. The in-memory store scans a collection for every by-id write, so both
-rates fall as the collections grow.
-Target: pipeline events/s / raw upserts/s >= 0.5.
+each batch touching 500 distinct cases. An event leaves several records: its case document, its history row,
+its journal record, its task row (task events), the case's `case.state_changed` in the outbox, and the batch's
+audit record. After each pipeline batch the raw side writes exactly the records that batch left in the store
+(pymongo ReplaceOne upserts through one bulk_write per collection) into a fresh in-memory database with the
+same indexes, so both sides store the same data and see the same machine load; both rates count the batch's
+events. What the pipeline adds is everything else: reading and deduplicating, validation already done,
+reducing, sealing, staging the effects in the case and relaying them, the guards.
+Target: pipeline events/s / raw events/s >= 0.5.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import asyncio
 import copy
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ReplaceOne
 
@@ -22,9 +25,12 @@ from bench.report import Ratio, rate_line, ratio_line
 from consumers.pipeline import IngestStatus
 from server import SERVICES, create_app
 from settings import Settings
-from stores.cases import INDEXES
+from stores import audit, cases, events as journal, history, outbox, tasks
 from stores.database import connect
 from stores.memory import memory_client
+
+# Each collection the pipeline writes, with its indexes: the raw side keeps the same ones.
+COLLECTIONS = {module.COLLECTION: module.INDEXES for module in (cases, history, journal, tasks, outbox, audit)}
 
 BATCHES = 10
 BATCH_SIZE = 500
@@ -50,23 +56,50 @@ async def _measure() -> tuple[Timing, Timing]:
     """Each batch through the pipeline, then the documents it wrote as raw upserts: both see the same machine."""
     database = connect(None, "bench_r4_pipeline")
     services = create_app(Settings(demo_data=False), database)[SERVICES]
-    await services.cases.ensure_indexes()
-    await services.events.ensure_indexes()
-    raw_cases = memory_client()["bench_r4_raw"]["cases"]
-    await raw_cases.create_indexes(INDEXES)
+    for store in (services.cases, services.events, services.history, services.tasks, services.outbox,
+                  services.audit):
+        await store.ensure_indexes()
+    raw_db = memory_client()["bench_r4_raw"]
+    for name, indexes in COLLECTIONS.items():
+        await raw_db[name].create_indexes(indexes)
     pipeline, raw = Timing(), Timing()
     for envelopes in kafka_stream(BATCHES, BATCH_SIZE, NEW_PER_BATCH):
         events = parsed(envelopes)
         started = time.perf_counter()
         results = await services.pipeline.ingest(events)
-        pipeline.add(time.perf_counter() - started, sum(1 for r in results if r.status is IngestStatus.APPLIED))
-        # Untimed: the documents exactly as this batch left them in the store.
-        stored = await services.cases.get_for_update({e.case_id for e in events})
-        operations = [ReplaceOne({"_id": doc["_id"]}, copy.deepcopy(doc), upsert=True) for doc in stored.values()]
+        applied = sum(1 for r in results if r.status is IngestStatus.APPLIED)
+        pipeline.add(time.perf_counter() - started, applied)
+        # Untimed: the records exactly as this batch left them in the store.
+        written = await _records_of(database, events)
         started = time.perf_counter()
-        await raw_cases.bulk_write(operations, ordered=False)
-        raw.add(time.perf_counter() - started, len(operations))
+        for name, records in written.items():
+            if not records:
+                continue
+            await raw_db[name].bulk_write(
+                [ReplaceOne({"_id": r["_id"]}, copy.deepcopy(r), upsert=True) for r in records], ordered=False)
+        raw.add(time.perf_counter() - started, applied)
     return pipeline, raw
+
+
+async def _records_of(database: Any, events: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every record the batch of `events` left: by collection, read back raw."""
+    case_ids = sorted({e.case_id for e in events})
+    event_ids = [e.id for e in events]
+    queries = {
+        cases.COLLECTION: {"_id": {"$in": case_ids}},
+        history.COLLECTION: {"_id": {"$in": event_ids}},
+        journal.COLLECTION: {"_id": {"$in": event_ids}},
+        tasks.COLLECTION: {"caseId": {"$in": case_ids}},
+        outbox.COLLECTION: {"key": {"$in": case_ids}, "status": outbox.SENT, "sentAt": {"$exists": True}},
+    }
+    written = {name: await database.collection(name).find(query).to_list(None) for name, query in queries.items()}
+    # This batch's own state messages and audit record, not those of earlier batches of the same cases.
+    latest = {doc["_id"]: doc["version"] for doc in written[cases.COLLECTION]}
+    written[outbox.COLLECTION] = [m for m in written[outbox.COLLECTION]
+                                  if m["_id"] == f"{m['key']}:{latest.get(m['key'])}"]
+    written[audit.COLLECTION] = await database.collection(audit.COLLECTION).find().sort(
+        [("_id", -1)]).limit(1).to_list(None)
+    return written
 
 
 async def run() -> Ratio:
@@ -75,12 +108,12 @@ async def run() -> Ratio:
     if pipeline.count != expected:
         raise RuntimeError(f"the pipeline applied {pipeline.count} of {expected} events")
     pipeline_rate, raw_rate = pipeline.rate, raw.rate
-    ratio = Ratio("R4 pipeline events/s / raw upserts/s", pipeline_rate / raw_rate, f">= {TARGET}",
+    ratio = Ratio("R4 pipeline events/s / raw events/s", pipeline_rate / raw_rate, f">= {TARGET}",
                   pipeline_rate / raw_rate >= TARGET)
     print(f"R4 ingest: {BATCHES} batches of {BATCH_SIZE} events ({BATCH_SIZE} distinct cases each; "
           f"{expected - BATCH_SIZE - (BATCHES - 1) * NEW_PER_BATCH:,} follow-ups), in-memory store")
     print(rate_line("EventPipeline.ingest (parsed events)", pipeline_rate, "events/s"))
-    print(rate_line("bulk_write ReplaceOne upsert, same documents", raw_rate, "upserts/s"))
+    print(rate_line("bulk_write ReplaceOne upserts of the same records", raw_rate, "events/s"))
     print(ratio_line(ratio))
     return ratio
 

@@ -5,11 +5,13 @@ current pymongo for real MongoDB and teach mongomock's bulk builder to accept (a
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import mongomock.aggregate
 import mongomock.collection
 import mongomock.filtering
+import mongomock.store
 from mongomock_motor import AsyncMongoMockClient
 
 _Builder = mongomock.collection.BulkOperationBuilder
@@ -113,3 +115,26 @@ def _by_id_first(original: Any) -> Any:
 
 if not hasattr(_Collection._iter_documents, "__wrapped__"):
     _Collection._iter_documents = _by_id_first(_Collection._iter_documents)
+
+
+# mongomock enforces a TTL index by scanning the whole collection on every operation (the outbox keeps sent
+# messages under one), which makes each operation cost as much as the collection is long. MongoDB's own TTL
+# monitor removes expired documents once a minute; the in-memory store now does the same.
+TTL_MONITOR_SECONDS = 60.0
+_CollectionStore = mongomock.store.CollectionStore
+
+
+def _once_a_minute(original: Any) -> Any:
+    def remove_expired_documents(self: Any) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_ttl_checked_at", float("-inf")) < TTL_MONITOR_SECONDS:
+            return
+        self._ttl_checked_at = now
+        original(self)
+
+    remove_expired_documents.__wrapped__ = original  # type: ignore[attr-defined]
+    return remove_expired_documents
+
+
+if not hasattr(_CollectionStore._remove_expired_documents, "__wrapped__"):
+    _CollectionStore._remove_expired_documents = _once_a_minute(_CollectionStore._remove_expired_documents)
