@@ -47,6 +47,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     cipher = FieldCipher(KeyRing.from_setting(settings.data_encryption_key))
     cases, events, audit = CaseStore(database, cipher), EventStore(database, cipher), AuditStore(database)
     history, tasks, outbox = HistoryStore(database), TaskStore(database), OutboxStore(database, cipher)
+    stored_letters = StoreDeadLetters(DeadLetterStore(database, cipher))
     bus = UpdatesBus()
     responses = ResponseCache(ttl_seconds=settings.response_cache_seconds)
     bus.add_listener(responses.on_published)
@@ -58,7 +59,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, outbox=outbox,
         staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, staging),
-        dead_letters=kafka.dead_letters() if kafka else StoreDeadLetters(DeadLetterStore(database, cipher)),
+        dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
         verifier=TokenVerifier(settings),
     )
 

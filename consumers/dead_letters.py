@@ -7,8 +7,10 @@ from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
+from consumers.failures import can_retry, failure_reason
 from stores.dead_letters import DeadLetterStore
 
 log = logging.getLogger(__name__)
@@ -62,19 +64,32 @@ def _kafka_value(payload: Any) -> bytes | None:
 
 
 class KafkaDeadLetters:
-    """Kafka mode: the original message to `case-events.dlq`, its headers kept, the reason added as headers."""
+    """Kafka mode: the original message to `case-events.dlq`, its headers kept, the reason added as headers.
 
-    def __init__(self, clients: ProducerHolder, topic: str) -> None:
+    A dead letter the topic can never take (the original plus its headers is larger than the producer may send)
+    goes to the store's `dead_letters` collection instead, so that it cannot hold its partition back either."""
+
+    def __init__(self, clients: ProducerHolder, topic: str, fallback: StoreDeadLetters) -> None:
         self._clients = clients
         self._topic = topic
+        self._fallback = fallback
 
     async def record(self, payload: Any, reason: str, *, origin: str,
                      headers: Sequence[tuple[str, bytes]] = (), key: bytes | None = None,
                      reason_class: str = "invalid") -> None:
         """Send and wait for the acknowledgement: the caller commits the inbound offset only afterwards."""
-        await self._clients.producer.send_and_wait(
-            self._topic, value=_kafka_value(payload), key=key,
-            headers=[*headers, ("dlq_reason", reason.encode()), ("dlq_origin", origin.encode())],
-        )
+        try:
+            await self._clients.producer.send_and_wait(
+                self._topic, value=_kafka_value(payload), key=key,
+                headers=[*headers, ("dlq_reason", reason.encode()), ("dlq_origin", origin.encode())],
+            )
+        except KafkaError as error:
+            if can_retry(error):
+                raise  # the broker, not the letter: the batch is rewound and the letter sent again
+            log.error("dead letter refused by the DLQ topic; kept in the store",
+                      extra={"reason": reason, "error": failure_reason(error)})
+            await self._fallback.record(payload, f"{reason}; not on {self._topic}: {failure_reason(error)}",
+                                        origin=origin, headers=headers, key=key, reason_class=reason_class)
+            return
         DEAD_LETTERED.labels(origin, reason_class).inc()
         log.warning("event dead-lettered", extra={"reason": reason, "origin": origin})

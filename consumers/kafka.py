@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers.cloudevents import STRUCTURED_CONTENT_TYPE
-from consumers.dead_letters import DeadLetters, KafkaDeadLetters
+from consumers.dead_letters import DeadLetters, KafkaDeadLetters, StoreDeadLetters
 from consumers.kafka_ingest import INITIAL_BACKOFF_SECONDS, IngestConsumer
 from consumers.kafka_updates import UpdatesListener
 from consumers.pipeline import EventPipeline
@@ -90,8 +90,9 @@ class KafkaClients:
         topics = {"updates": self._settings.kafka_topic_updates, "commands": self._settings.kafka_topic_commands}
         return KafkaSender(self, topics, on_update_sent)
 
-    def dead_letters(self) -> DeadLetters:
-        return KafkaDeadLetters(self, self._settings.kafka_topic_dlq)
+    def dead_letters(self, fallback: StoreDeadLetters) -> DeadLetters:
+        """The DLQ topic; a letter the topic can never take goes to `fallback`."""
+        return KafkaDeadLetters(self, self._settings.kafka_topic_dlq, fallback)
 
     async def start(self, pipeline: EventPipeline, dead_letters: DeadLetters, bus: UpdatesBus) -> None:
         """Producer first (the loops publish through it), then the listener, then the ingest consumer."""
