@@ -32,6 +32,7 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -m schema.export > graphql/schema.graphql
 	$(BIN)/python -m access.policy_table --write
+	$(BIN)/python -m consumers.lifecycle --write
 
 clean:
 	rm -rf $(VENV)

@@ -13,6 +13,7 @@ from typing import Any
 
 from consumers import event_types as ev
 from consumers.stamps import Order, history_entry, merge_stamped
+from generated_sections import with_section
 from consumers.cloudevents import CaseEvent
 
 DEFAULT = "*"
@@ -197,17 +198,12 @@ def lifecycle_markdown() -> str:
 
 def with_lifecycle(text: str) -> str:
     """`text` with the part between the lifecycle markers replaced by the current table."""
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    return f"{head}{BEGIN}\n{lifecycle_markdown()}\n{END}{tail}"
+    return with_section(text, BEGIN, END, lifecycle_markdown())
 
 
 if __name__ == "__main__":
-    import sys
     from pathlib import Path
 
-    if sys.argv[1:] == ["--write"]:
-        doc = Path(__file__).resolve().parent.parent / "docs" / "lifecycle.md"
-        doc.write_text(with_lifecycle(doc.read_text()))
-    else:
-        print(f"{BEGIN}\n{lifecycle_markdown()}\n{END}")
+    from generated_sections import main
+
+    main(Path(__file__).resolve().parent.parent / "docs" / "lifecycle.md", BEGIN, END, lifecycle_markdown)

@@ -34,7 +34,7 @@ from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
 from stores.events import EventStore
 from stores.outbox import Message
-from stores.tasks import VISIBILITY_FIELDS, TaskChange, merge_task
+from stores.tasks import VISIBILITY_FIELDS, TaskChange, in_list_order, merge_task
 
 EVENTS_INGESTED = Counter(
     "case_repository_events_total", "Inbound case events by outcome", ["outcome"],
@@ -91,7 +91,7 @@ def _with_staged_tasks(doc: dict[str, Any]) -> None:
     tasks = {t["id"]: t for t in doc.get("tasks", ())}
     for task in copy.deepcopy(staged):  # the reducer changes tasks in place; the staged effects must stay as staged
         tasks[task["id"]] = merge_task(tasks[task["id"]], task) if task["id"] in tasks else task
-    doc["tasks"] = sorted(tasks.values(), key=lambda t: (t.get("stamps") or {}).get("id") or [])
+    doc["tasks"] = in_list_order(tasks.values())
 
 
 def _visibility(case: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_fi
 from stores.case_scope import CaseScope, within_scope
 from stores.database import DUPLICATE_KEY, Database
 from stores.protection import FieldCipher, seal_case
-from stores.tasks import COLLECTION as TASKS
+from stores.tasks import COLLECTION as TASKS, in_list_order
 
 COLLECTION = "cases"
 
@@ -44,7 +44,7 @@ _WITH_TASKS = {"$lookup": {"from": TASKS, "localField": "_id", "foreignField": "
 
 
 def _tasks_in_order(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["tasks"] = sorted(doc.get("tasks") or [], key=lambda t: (t.get("stamps") or {}).get("id") or [])
+    doc["tasks"] = in_list_order(doc.get("tasks") or [])
     return doc
 
 

@@ -65,6 +65,11 @@ def merge_task(row: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def in_list_order(tasks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A case's tasks in the order of the earliest event naming each (the `id` stamp), as every list item is."""
+    return sorted(tasks, key=lambda t: (t.get("stamps") or {}).get("id") or [])
+
+
 def _key(change: TaskChange) -> str:
     return row_id(change.case_id, change.task["id"])
 

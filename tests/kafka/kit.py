@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import platform
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from edge.keys import KAFKA
 from server import SERVICES, build_services, create_app
 from settings import Settings
 from stores.database import Database
+from tests.child_process import ChildProcess
 from tests.factories import case_created_data, envelope, stored_case
 
 PARTITIONS = 3
@@ -51,20 +49,12 @@ def tansu_binary() -> Path:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Broker:
+class Broker(ChildProcess):
     """One Tansu process with in-memory storage; `stop` and `start` again keep the same address."""
 
     def __init__(self, binary: Path) -> None:
+        super().__init__("Tansu broker")
         self._binary = binary
-        self.port = _free_port()
-        self._log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -72,42 +62,16 @@ class Broker:
 
     def start(self, timeout: float = 10.0) -> None:
         url = f"tcp://{self.bootstrap}"
-        self._process = subprocess.Popen(
-            [str(self._binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                pytest.fail(f"the Tansu broker exited with {self._process.returncode}: {self.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        pytest.fail(f"the Tansu broker did not accept connections within {timeout} s: {self.log_tail()}")
+        self.spawn([str(self._binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                    "--storage-engine", "memory://tansu/"])
+        self.wait_answering(self._accepts, timeout, "accept connections")
 
-    def stop(self) -> None:
-        """SIGTERM, as an orchestrator stops it (Tansu takes ~5 s when clients are still connected)."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
+    def _accepts(self) -> bool:
         try:
-            self._process.wait(15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(5)
-
-    def kill(self) -> None:
-        """SIGKILL: the broker is gone at once, as in a crash."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(5)
-
-    def log_tail(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")[-2000:]
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
 
 
 async def wait_until(observe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], what: str,

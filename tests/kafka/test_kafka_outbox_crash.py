@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,7 +30,8 @@ from auth.dev_tokens import mint_dev_token
 from settings import Settings
 from tests.factories import PUBLISH_CASE_EVENT, case_created_data, envelope, publish_input
 from tests.kafka.kit import Broker, KafkaProbe, Topics, create_topics, tansu_binary, wait_for, wait_until
-from tests.wire_store import ROOT, WireStore, free_port
+from tests.child_process import ChildProcess
+from tests.wire_store import ROOT, WireStore
 
 pytestmark = pytest.mark.kafka
 
@@ -59,29 +56,25 @@ APP_SETTINGS = ("MONGODB_", "KAFKA_", "AUTH_", "OUTBOX_", "DEMO_", "APP_", "DATA
                 "RESPONSE_CACHE_")
 
 
-class AppProcess:
+class AppProcess(ChildProcess):
     """`python server.py --port P` as a deployment runs it: its own process, configured by the environment only."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
+        super().__init__("case repository")
         self._env = env
-        self._log = tempfile.NamedTemporaryFile(prefix="case-repository-", suffix=".log", delete=False)
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=self._env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
+        self.spawn([sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(self.port)],
+                   cwd=ROOT, env=self._env)
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 90.0) -> None:
         async def ready() -> bool:
-            if self._process is None or self._process.poll() is not None:
-                pytest.fail(f"the app exited with {self._process and self._process.returncode}: {self.log_tail()}")
+            if not self.running:
+                pytest.fail(f"the app exited with {self.returncode}: {self.log_tail()}")
             try:
                 async with http.get(f"{self.url}/readyz") as response:
                     return response.status == 200
@@ -90,42 +83,11 @@ class AppProcess:
 
         await wait_for(ready, f"/readyz of the app on port {self.port} to answer 200", timeout)
 
-    def kill(self) -> None:
-        """kill -9: no cleanup, no shutdown hook, as a crash or an OOM kill."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM, as an orchestrator stops a pod; SIGKILL if it does not finish."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def log_tail(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")[-3000:]
-
-
-class FreezableBroker(Broker):
-    def pause(self) -> None:
-        """SIGSTOP: the broker keeps its connections open and answers nothing, as a hung broker does."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT after `pause` (harmless when it is not paused)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGCONT)
-
 
 @pytest.fixture
-def own_broker() -> Iterator[FreezableBroker]:
+def own_broker() -> Iterator[Broker]:
     """A broker of this test alone: it is frozen or killed, and must not hold up the session's broker tests."""
-    broker = FreezableBroker(tansu_binary())
+    broker = Broker(tansu_binary())
     broker.start()
     try:
         yield broker
@@ -135,7 +97,7 @@ def own_broker() -> Iterator[FreezableBroker]:
 
 
 @pytest.fixture
-async def own_topics(own_broker: FreezableBroker) -> Topics:
+async def own_topics(own_broker: Broker) -> Topics:
     unique = uuid.uuid4().hex[:8]
     names = Topics(events=f"case-events-crash-{unique}", updates=f"case-updates-crash-{unique}",
                    dlq=f"case-events-crash-{unique}.dlq", group=f"case-repository-crash-{unique}")
@@ -144,7 +106,7 @@ async def own_topics(own_broker: FreezableBroker) -> Topics:
 
 
 @pytest.fixture
-async def own_probe(own_broker: FreezableBroker) -> AsyncIterator[KafkaProbe]:
+async def own_probe(own_broker: Broker) -> AsyncIterator[KafkaProbe]:
     kafka_probe = KafkaProbe(own_broker.bootstrap)
     await kafka_probe.start()
     yield kafka_probe
@@ -152,7 +114,7 @@ async def own_probe(own_broker: FreezableBroker) -> AsyncIterator[KafkaProbe]:
 
 
 @pytest.fixture
-def app_env(own_broker: FreezableBroker, own_topics: Topics, wire_store: WireStore) -> dict[str, str]:
+def app_env(own_broker: Broker, own_topics: Topics, wire_store: WireStore) -> dict[str, str]:
     # The inherited environment minus anything that would point the app elsewhere.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTINGS)}
     return inherited | {
@@ -172,14 +134,14 @@ async def _graphql(http: aiohttp.ClientSession, app: AppProcess, query: str, var
         return await response.json()
 
 
-async def _stop_acknowledging(broker: FreezableBroker, outage: str) -> None:
+async def _stop_acknowledging(broker: Broker, outage: str) -> None:
     if outage == FROZEN:
         broker.pause()
     else:
         broker.kill()
 
 
-async def _come_back(broker: FreezableBroker, outage: str, topics: Topics) -> None:
+async def _come_back(broker: Broker, outage: str, topics: Topics) -> None:
     if outage == FROZEN:
         broker.resume()
     else:
@@ -189,7 +151,7 @@ async def _come_back(broker: FreezableBroker, outage: str, topics: Topics) -> No
 
 @pytest.mark.parametrize("outage", [DOWN, FROZEN])
 async def test_a_writer_killed_between_the_store_write_and_the_send_loses_nothing_and_sends_once(
-    outage: str, own_broker: FreezableBroker, own_topics: Topics, own_probe: KafkaProbe, wire_store: WireStore,
+    outage: str, own_broker: Broker, own_topics: Topics, own_probe: KafkaProbe, wire_store: WireStore,
     app_env: dict[str, str],
 ) -> None:
     case_id = f"CASE-CRASH-{uuid.uuid4().hex[:8].upper()}"
