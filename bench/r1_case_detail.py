@@ -60,9 +60,9 @@ def _pick(doc: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: doc.get(name) for name in names}
 
 
-def render_case(doc: dict[str, Any], chosen: list[dict[str, Any]], has_next: bool) -> dict[str, Any]:
+def render_case(doc: dict[str, Any], chosen: list[dict[str, Any]], has_next: bool, total: int) -> dict[str, Any]:
     """What a hand-written REST handler would return for QUERY: same keys, same order, same values; `chosen` is the
-    newest page of the case's history rows."""
+    newest page of the case's `total` history rows."""
     cursors = [encode_cursor(entry["at"], entry["id"]) for entry in chosen]
     product = doc.get("product")
     case = {
@@ -79,7 +79,7 @@ def render_case(doc: dict[str, Any], chosen: list[dict[str, Any]], has_next: boo
         "incidents": [_pick(i, "id", "kind", "message", "service", "retryable", "at", "state")
                       for i in doc.get("incidents", [])],
         "history": {
-            "totalCount": doc["historyCount"],
+            "totalCount": total,
             "pageInfo": {"hasNextPage": has_next,
                          "endCursor": cursors[-1] if cursors else None},
             "edges": [{"cursor": cursor, "node": {
@@ -97,7 +97,7 @@ async def read_case(services: Services, case_id: str, scope: CaseScope) -> bytes
     doc = await services.cases.get(case_id, scope=scope)
     assert doc is not None
     chosen, has_next = await services.history.page([case_id], HISTORY_PAGE)
-    return orjson.dumps(render_case(doc, chosen, has_next))
+    return orjson.dumps(render_case(doc, chosen, has_next, await services.history.count(case_id)))
 
 
 def plain_app(services: Services, scope: CaseScope, canned: bytes) -> web.Application:

@@ -155,7 +155,7 @@ REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def new_case(case_id: str) -> dict[str, Any]:
-    return {"_id": case_id, "version": 0, "historyCount": 0, "stamps": {},
+    return {"_id": case_id, "version": 0, "stamps": {},
             "closedAt": None, "outcome": None, "updatedAt": None}
 
 
@@ -166,7 +166,6 @@ def apply_event(case: dict[str, Any], event: CaseEvent) -> dict[str, Any]:
     entry = REDUCERS[event.type](case, event, event.data, order)
     entry.setdefault("details", None)
     entry["eventId"] = event.id
-    case["historyCount"] = case.get("historyCount", 0) + 1
     case["version"] += 1
     moment = event.time or entry["at"]
     if case["updatedAt"] is None or moment > case["updatedAt"]:

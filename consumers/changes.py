@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 # Bookkeeping and derived fields: not what an auditor asks about.
-_SKIPPED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "historyCount", "updatedAt", "hasOpenIncident",
+_SKIPPED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "updatedAt", "hasOpenIncident",
                       "isOpen", "customerId", "replayable"})
 _ITEM_SKIPPED = frozenset({"id", "stamps", "version", "outbox", "stagedAt", "_id", "caseId", "caseType", "branch",
                            "restricted", "customerId"})

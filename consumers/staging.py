@@ -45,6 +45,11 @@ def audit_effect(entry: dict[str, Any], case_id: str, version: int) -> dict[str,
     return {"kind": "audit", "id": write_id, "entry": {**entry, "writes": [write_id]}}
 
 
+def history_effect(entry: dict[str, Any]) -> dict[str, Any]:
+    """A history row staged by a write other than the case's own (a claim on a task row); `entry` has its `_id`."""
+    return {"kind": "history", "id": f"history:{entry['_id']}", "entry": entry}
+
+
 def staged_event_ids(doc: dict[str, Any]) -> set[str]:
     """Events applied to the case whose journal records may not be written yet."""
     return {e["journal"]["id"] for e in doc.get("outbox") or () if e["kind"] == "event"}
@@ -93,11 +98,13 @@ class Staging:
         await self._cases.clear_staged([(doc["_id"], doc["writeId"]) for doc in docs])
 
     async def relay_tasks(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Carry out what task-row writes (claims) staged: their messages."""
+        """Carry out what task-row writes (claims) staged: their history rows, then their messages."""
         rows = [r for r in rows if r.get("outbox")]
         if not rows:
             return
-        await self._relay.add_and_send([Message.from_staged(e) for row in rows for e in row["outbox"]])
+        effects = [e for row in rows for e in row["outbox"]]
+        await self._history.append([e["entry"] for e in effects if e["kind"] == "history"])
+        await self._relay.add_and_send([Message.from_staged(e) for e in effects if e["kind"] == "message"])
         await self._tasks.clear_staged([(row["_id"], row["version"]) for row in rows])
         if self._on_task_changed is not None:
             for row in rows:

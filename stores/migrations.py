@@ -35,7 +35,7 @@ async def move_embedded_history(db: Database, history: HistoryStore, tasks: Task
             await _move(doc, history, tasks, journal)
             await cases.update_one({"_id": doc["_id"], "version": doc["version"]}, {
                 # Its early events were journaled without their CloudEvents: `case(id, asOf:)` cannot rebuild it.
-                "$set": {"historyCount": len(doc.get("history") or ()), "replayable": False},
+                "$set": {"replayable": False},
                 "$unset": {"history": "", "tasks": "", "eventIds": ""}})
         migrated += len(docs)
     if migrated:
