@@ -97,7 +97,7 @@ async def read_case(services: Services, case_id: str, scope: CaseScope) -> bytes
     doc = await services.cases.get(case_id, scope=scope)
     assert doc is not None
     chosen, has_next = await services.history.page([case_id], HISTORY_PAGE)
-    return orjson.dumps(render_case(doc, chosen, has_next, await services.history.count(case_id)))
+    return orjson.dumps(render_case(doc, chosen, has_next, await services.history.count([case_id])))
 
 
 def plain_app(services: Services, scope: CaseScope, canned: bytes) -> web.Application:

@@ -72,7 +72,7 @@ async def history_page(case: dict[str, Any], context: Context, first: int | None
         case_id = case.get("_id") or case["id"]
         entries, has_next = await context.services.history.page([case_id], size, keyset)
         # Counted, not read off the case: rows also come from writes that do not touch the case (a claim).
-        total = await context.services.history.count(case_id)
+        total = await context.services.history.count([case_id])
     return Page(items=entries, cursors=[encode_cursor(e["at"], e["id"]) for e in entries], has_next=has_next,
                 total=total)
 

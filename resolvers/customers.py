@@ -33,7 +33,9 @@ async def customer_timeline(
     keyset = decode_cursor(after) if after else None
     case_ids = await context.services.cases.visible_ids(customer_id, scope=context.scope)
     if not case_ids:
-        return Page(items=[], cursors=[], has_next=False)
+        return Page(items=[], cursors=[], has_next=False, total=0)
     entries, has_next = await context.services.history.page(case_ids, size, keyset)
+    total = await context.services.history.count(case_ids)
     context.audit.case_ids.update(e["caseId"] for e in entries)
-    return Page(items=entries, cursors=[encode_cursor(e["at"], e["id"]) for e in entries], has_next=has_next)
+    return Page(items=entries, cursors=[encode_cursor(e["at"], e["id"]) for e in entries], has_next=has_next,
+                total=total)

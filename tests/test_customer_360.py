@@ -45,7 +45,7 @@ async def anna_and_piotr(services: Any) -> None:
 TIMELINE = """
 query($id: ID!, $first: Int, $after: String) {
   customer(id: $id) { timeline(first: $first, after: $after) {
-    pageInfo { hasNextPage endCursor } edges { cursor node { caseId id kind at } } } }
+    totalCount pageInfo { hasNextPage endCursor } edges { cursor node { caseId id kind at } } } }
 }"""
 CASES = """
 query($id: ID!, $filter: CaseFilter, $orderBy: CaseOrderInput) {
@@ -160,6 +160,7 @@ async def test_timeline_pages_through_every_action_of_every_case_newest_first(
         timeline = (await gql(TIMELINE, {"id": "CUST-1", "first": 3, "after": after}))["data"]["customer"]["timeline"]
         pages.append([(e["node"]["caseId"], e["node"]["id"], e["node"]["at"]) for e in timeline["edges"]])
         assert timeline["pageInfo"]["endCursor"] == timeline["edges"][-1]["cursor"]
+        assert timeline["totalCount"] == 8  # every page counts the whole timeline
         if not timeline["pageInfo"]["hasNextPage"]:
             break
         after = timeline["pageInfo"]["endCursor"]
