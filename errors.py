@@ -1,13 +1,19 @@
 """Domain errors raised by rules and stores; schema/errors.py maps them to GraphQL error codes."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class DomainError(Exception):
+    """`extensions` are extra facts for the client (a CONFLICT's current holder), added beside `code`."""
+
     code = "INTERNAL"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, extensions: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.extensions = dict(extensions or {})
 
 
 class NotFound(DomainError):

@@ -20,6 +20,8 @@ CHANNELS = ("BRANCH", "CALL_CENTER", "BACK_OFFICE", "ONLINE", "MOBILE", "PANEL")
 
 # Roles that read cases at all. Auditors read the audit trail, not the cases themselves.
 CASE_READERS = frozenset({"case-reader", "case-writer", "advisor", "back-office", "call-center", "team-manager"})
+# Who assigns tasks to others and releases a task someone else holds.
+TASK_MANAGER_ROLES = frozenset({"team-manager"})
 ANY_AUTHENTICATED = frozenset({"*"})
 # Client-credentials (service account) tokens, whatever their roles: gateways fetching the subgraph SDL.
 SYSTEM_CLIENTS = frozenset({"@system"})
@@ -84,6 +86,12 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     # The SDL is the schema: to system clients only, unless introspection is on (dev, GRAPHQL_INTROSPECTION=1).
     "Query._service": SYSTEM_CLIENTS,
     "Mutation.publishCaseEvent": frozenset({"system-publisher"}),
+    # Dashboard claims: any case reader may claim, release and complete; which task is a row rule (its candidate
+    # groups, its holder) in resolvers/task_claims.py. Assigning a task to someone else is a manager's act.
+    "Mutation.claimTask": CASE_READERS,
+    "Mutation.unclaimTask": CASE_READERS,
+    "Mutation.assignTask": TASK_MANAGER_ROLES,
+    "Mutation.completeTask": CASE_READERS,
     "Subscription.caseUpdated": CASE_READERS,
     "Subscription.caseStatusChanged": CASE_READERS,
 }

@@ -19,12 +19,13 @@ from schema.events import EventMutations
 from schema.limits import QueryLimits, limit_extensions
 from schema.principal import PrincipalQueries
 from schema.subscriptions import Subscription
+from schema.task_claims import TaskMutations
 from schema.tasks import Task
 
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
 Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, AuditQueries))
-Mutation = merge_types("Mutation", (EventMutations,))
+Mutation = merge_types("Mutation", (EventMutations, TaskMutations))
 
 
 class ParserCacheWithErrors(ParserCache):

@@ -21,7 +21,7 @@ def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     if "code" in extensions:
         return error
     if isinstance(original, DomainError) and original.code != "INTERNAL":
-        extensions["code"] = original.code
+        extensions.update(original.extensions, code=original.code)
         message = error.message
     elif original is None or isinstance(original, GraphQLError):
         # Parse, validation and variable coercion errors: the client's document or variables are wrong.

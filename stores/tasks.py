@@ -174,3 +174,18 @@ class TaskStore:
             await self._tasks.bulk_write([
                 UpdateOne({"_id": task_id, "version": version}, {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
                 for task_id, version in relayed], ordered=False)
+
+    async def visible(self, task_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
+        """The row of task `task_id` if the caller's row scope admits its case (claims decide on it)."""
+        return await self._tasks.find_one(within_scope({"id": task_id}, scope, id_field="caseId"))
+
+    async def change(self, row_key: str, precondition: dict[str, Any], values: dict[str, Any],
+                     staged: Sequence[dict[str, Any]], *, scope: CaseScope) -> dict[str, Any] | None:
+        """Set `values` on row `row_key` if it still meets `precondition` (and `scope`), staging `staged` (its history
+        row and commands) in the same update; the row as written, or None when the precondition no longer holds."""
+        return await self._tasks.find_one_and_update(
+            within_scope({"_id": row_key, **precondition}, scope, id_field="caseId"),
+            {"$set": {**values, "stagedAt": datetime.now(timezone.utc)},
+             "$push": {"outbox": {"$each": list(staged)}}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )

@@ -201,12 +201,12 @@ OPERATOR_ROLES = ("case-reader", "team-manager", "system-publisher")
 
 
 def token(*, roles: tuple[str, ...] = OPERATOR_ROLES, branch: str | None = None, channel: str | None = None,
-          username: str = "test.operator", system: bool = False) -> str:
+          username: str = "test.operator", system: bool = False, groups: tuple[str, ...] = ()) -> str:
     """A development token (HS256, dev settings) for a caller with exactly these claims."""
     from auth.dev_tokens import Persona, mint_dev_token
     from settings import Settings
 
-    persona = Persona(name=username, description="test caller", username=username, roles=roles,
+    persona = Persona(name=username, description="test caller", username=username, roles=roles, groups=groups,
                       channel=channel, branch=branch, system=system)
     return mint_dev_token(Settings(), persona)
 

@@ -25,7 +25,7 @@ from auth.dev_tokens import Persona, persona_claims
 from context import Services
 from settings import DEV_AUTH_SECRET, Settings
 from stores.database import Database
-from tests.factories import bearer, case_created_data, created, envelope, publish_input, status_changed
+from tests.factories import bearer, case_created_data, created, envelope, publish_input, status_changed, task_created
 from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 CASE_ID = "CASE-1"
@@ -265,6 +265,11 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Query._service": ("{ _service { sdl } }", {}),
     "Mutation.publishCaseEvent": ("mutation ($event: CaseEventInput!) { publishCaseEvent(event: $event) { status } }",
                                   {"event": publish_input(PUBLISHED_EVENT)}),
+    # The seeded task T-1 is held by the matrix's caller (test.operator), so each of these is served to it.
+    "Mutation.claimTask": ('mutation { claimTask(taskId: "T-1") { id assignee } }', {}),
+    "Mutation.unclaimTask": ('mutation { unclaimTask(taskId: "T-1") { id assignee } }', {}),
+    "Mutation.assignTask": ('mutation { assignTask(taskId: "T-1", assignee: "test.operator") { id assignee } }', {}),
+    "Mutation.completeTask": ('mutation { completeTask(taskId: "T-1", input: {}) { id state } }', {}),
     "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
     "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
 }
@@ -329,7 +334,8 @@ async def call(client: TestClient, key: str, headers: dict[str, str]) -> tuple[d
 
 
 async def seeded(services: Services) -> None:
-    await services.pipeline.ingest([created(CASE_ID, data=EVENT)])
+    await services.pipeline.ingest([created(CASE_ID, data=EVENT),
+                                    task_created(CASE_ID, "T-1", assignee="test.operator", state="ASSIGNED")])
 
 
 async def nothing_published(services: Services, database: Database) -> None:
