@@ -107,10 +107,14 @@ def _action_recorded(case: dict[str, Any], event: CaseEvent, data: ev.ActionReco
 
 
 def _item_event(list_name: str, field: str, kind: str, describe: Callable[[Any], str],
-                defaults: dict[str, Any] | None = None, partial: bool = False) -> Callable[..., dict[str, Any]]:
+                defaults: dict[str, Any] | None = None, partial: bool = False,
+                created_at: str | None = None) -> Callable[..., dict[str, Any]]:
     def apply(case: dict[str, Any], event: CaseEvent, data: ev.Data, order: Order) -> dict[str, Any]:
         item_model = getattr(data, field)
         values = {**(defaults or {}), **_dump(item_model, partial=partial)}
+        if created_at is not None:
+            # The engine does not say when an item began: the time of the event that created it does.
+            values[created_at] = event.time or datetime.now(timezone.utc)
         _merge_item(case, list_name, values, order)
         return history_entry(event, kind, describe(item_model))
 
@@ -131,7 +135,8 @@ REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
         "participants", "participant", "PARTICIPANT_ADDED", lambda p: f"Participant added: {p.name} ({p.role})"),
     "case.document_linked": _item_event(
         "documents", "document", "DOCUMENT_LINKED", lambda d: f"Document linked: {d.name} ({d.status})"),
-    "case.task_created": _item_event("tasks", "task", "TASK_CREATED", lambda t: f"Task created: {t.name}"),
+    "case.task_created": _item_event("tasks", "task", "TASK_CREATED", lambda t: f"Task created: {t.name}",
+                                     created_at="createdAt"),
     "case.task_updated": _item_event(
         "tasks", "task", "TASK_UPDATED", lambda t: f"Task updated: {t.id}", partial=True),
     "case.task_completed": _item_event(

@@ -116,6 +116,8 @@ class Task(Data):
     participantId: str | None = None
     dueAt: AwareDatetime | None = None
     state: str = "CREATED"
+    # Higher is more urgent; a task without one is the least urgent (an int32, as the engines keep it).
+    priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
 
 class TaskChange(Data):
@@ -127,6 +129,7 @@ class TaskChange(Data):
     participantId: str | None = None
     dueAt: AwareDatetime | None = None
     state: str | None = None
+    priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
 
 class Incident(Data):

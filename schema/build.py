@@ -20,11 +20,11 @@ from schema.limits import QueryLimits, limit_extensions
 from schema.principal import PrincipalQueries
 from schema.subscriptions import Subscription
 from schema.task_claims import TaskMutations
-from schema.tasks import Task
+from schema.tasks import Task, TaskQueries
 
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
-Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, AuditQueries))
+Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, AuditQueries))
 Mutation = merge_types("Mutation", (EventMutations, TaskMutations))
 
 

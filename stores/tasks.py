@@ -18,13 +18,15 @@ from pymongo.errors import BulkWriteError
 from errors import Conflict
 from stores.case_scope import CaseScope, within_scope
 from stores.database import DUPLICATE_KEY, Database
+from stores.task_criteria import OPEN_STATES, TaskCriteria, TaskOrder, after_filter, sort_key, sort_spec, task_filter
 
 COLLECTION = "tasks"
 # What a task row copies from its case: enough for the row scope and the dashboard's filters.
 VISIBILITY_FIELDS = ("caseType", "branch", "restricted", "customerId")
-OPEN_STATES = ("CREATED", "ASSIGNED", "READY", "RESERVED", "IN_PROGRESS")
 _BOOKKEEPING = frozenset({"_id", "id", "caseId", "stamps", "version", "outbox", "stagedAt", *VISIBILITY_FIELDS})
 MAX_MERGE_ATTEMPTS = 10
+# A listed row leaves its write bookkeeping in the store.
+_LIST_PROJECTION = {"outbox": 0, "stagedAt": 0, "stamps": 0}
 
 INDEXES = [
     IndexModel([("caseId", ASCENDING)], name="case"),
@@ -150,6 +152,21 @@ class TaskStore:
     async def by_ids(self, task_ids: Iterable[str], *, scope: CaseScope) -> list[dict[str, Any]]:
         ids = list(dict.fromkeys(task_ids))
         return await self._tasks.find(within_scope({"id": {"$in": ids}}, scope, id_field="caseId")).to_list(None)
+
+    async def find(self, criteria: TaskCriteria | None, order: TaskOrder, first: int,
+                   after: tuple[Any, str] | None = None, *, scope: CaseScope) -> tuple[list[dict[str, Any]], bool]:
+        """A page of visible task rows in `order` (each with its order value under `sortKey`), and whether more
+        follow; one round trip."""
+        pipeline: list[dict[str, Any]] = [{"$match": within_scope(task_filter(criteria), scope, id_field="caseId")},
+                                          sort_key(order)]
+        if after is not None:
+            pipeline.append({"$match": after_filter(order, after[0], after[1])})
+        pipeline += [{"$sort": dict(sort_spec(order))}, {"$limit": first + 1}, {"$project": _LIST_PROJECTION}]
+        rows = await self._tasks.aggregate(pipeline).to_list(None)
+        return rows[:first], len(rows) > first
+
+    async def count(self, criteria: TaskCriteria | None, *, scope: CaseScope) -> int:
+        return await self._tasks.count_documents(within_scope(task_filter(criteria), scope, id_field="caseId"))
 
     async def claim(self, task_id: str, assignee: str, groups: Sequence[str],
                     staged: dict[str, Any]) -> dict[str, Any] | None:

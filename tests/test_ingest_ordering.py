@@ -131,7 +131,7 @@ async def test_a_task_completed_before_it_was_created_stays_completed(services) 
     assert public_state(case)["tasks"] == [{
         "id": "T-1", "name": "Verify income documents", "formKey": "verify-income",
         "candidateGroups": ["back-office"], "assignee": "u-olga", "participantId": None, "dueAt": None,
-        "state": "COMPLETED"}]
+        "state": "COMPLETED", "priority": None, "createdAt": BASE_TIME + timedelta(minutes=20)}]
     assert [e["kind"] for e in case["history"]] == ["CASE_CREATED", "TASK_CREATED", "TASK_UPDATED", "TASK_COMPLETED"]
 
 

@@ -259,6 +259,8 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Query.cases": ("{ cases { totalCount edges { node { id title } } } }", {}),
     "Query.customer": ('{ customer(id: "CUST-1") { id name pesel } }', {}),
     "Query.customerByPesel": ('{ customerByPesel(pesel: "85031207819") { id name } }', {}),
+    "Query.myTasks": ("{ myTasks { totalCount edges { node { id assignee } } } }", {}),
+    "Query.tasks": ("{ tasks { totalCount edges { node { id assignee } } } }", {}),
     "Query.auditTrail": ("{ auditTrail { edges { node { id actor caseIds } } } }", {}),
     "Query._entities": ('{ _entities(representations: [{__typename: "Case", id: "CASE-1"}]) '
                         '{ ... on Case { id title customer { pesel } } } }', {}),
