@@ -43,6 +43,7 @@ from consumers.staging import history_effect
 from context import Context
 from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
 from stores.outbox import Message
+from stores.task_criteria import matching_groups
 from stores.tasks import OPEN_STATES
 
 COMMANDS = "commands"
@@ -65,17 +66,8 @@ class Decision:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def offered_groups(token_groups: Iterable[str]) -> list[str]:
-    """Every candidate group a token's groups match: each group itself and each tail after one of its `/`."""
-    names: set[str] = set()
-    for group in token_groups:
-        names.add(group)
-        names.update(group[i + 1:] for i, char in enumerate(group) if char == "/" and group[i + 1:])
-    return sorted(names)
-
-
 def is_offered(candidate_groups: Iterable[str], token_groups: Iterable[str]) -> bool:
-    return not set(candidate_groups).isdisjoint(offered_groups(token_groups))
+    return not set(candidate_groups).isdisjoint(matching_groups(token_groups))
 
 
 def _conflict(message: str, row: dict[str, Any]) -> Conflict:
@@ -106,7 +98,7 @@ def decide_claim(principal: Principal, row: dict[str, Any]) -> Decision | None:
         raise _conflict(f"task {row['id']} is held by {holder}", row)
     # The groups stay in the filter: the engine changing the candidate groups meanwhile withdraws the offer.
     return _assignment("TASK_CLAIMED", f"Task claimed: {row['id']} by {principal.username}", row,
-                       principal.username, principal, candidateGroups={"$in": offered_groups(principal.groups)})
+                       principal.username, principal, candidateGroups={"$in": list(matching_groups(principal.groups))})
 
 
 def decide_unclaim(principal: Principal, row: dict[str, Any]) -> Decision:
