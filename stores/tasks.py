@@ -168,18 +168,6 @@ class TaskStore:
     async def count(self, criteria: TaskCriteria | None, *, scope: CaseScope) -> int:
         return await self._tasks.count_documents(within_scope(task_filter(criteria), scope, id_field="caseId"))
 
-    async def claim(self, task_id: str, assignee: str, groups: Sequence[str],
-                    staged: dict[str, Any]) -> dict[str, Any] | None:
-        """Take an open, unassigned task for `assignee` if it is offered to one of `groups`, in one conditional
-        update that also stages `staged` (its outbound message); None = someone holds it or it is not offered."""
-        return await self._tasks.find_one_and_update(
-            {"id": task_id, "assignee": None, "state": {"$in": list(OPEN_STATES)},
-             "candidateGroups": {"$in": list(groups)}},
-            {"$set": {"assignee": assignee, "stagedAt": datetime.now(timezone.utc)},
-             "$push": {"outbox": staged}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
         """Rows whose staged messages were not relayed (their writer stopped before it could)."""
         return await self._tasks.find({"stagedAt": {"$lt": older_than}},

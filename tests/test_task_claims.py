@@ -1,4 +1,5 @@
-"""Claims for the dashboard: `TaskStore.claim` takes an open task for one person, once, beside the event pipeline.
+"""Claims for the dashboard: one conditional update of a task row (`TaskStore.change`, as claimTask writes it) takes
+an open task for one person, once, beside the event pipeline.
 
 A claim is one conditional update of the task's row: it never touches the case document (nor its version), an
 event on the same case at the same moment keeps what the claim set, and the command it stages is relayed from
@@ -20,7 +21,9 @@ import pytest
 from consumers import staging as staging_module
 from consumers.pipeline import EventPipeline
 from settings import Settings
+from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
+from stores.tasks import OPEN_STATES
 from stores.outbox import Message
 from tests.factories import CaseStory, case_created_data, task_data
 
@@ -57,6 +60,17 @@ async def _open_case(services: Any) -> CaseStory:
     return story
 
 
+async def claim(services: Any, task_id: str, assignee: str, groups: Sequence[str],
+                staged: dict[str, Any]) -> dict[str, Any] | None:
+    """A claim as claimTask writes it: one conditional update of the row (open, unassigned, offered to one of
+    `groups`) that stages its command; None when the condition no longer holds."""
+    row = await services.tasks.visible(task_id, scope=EVERYTHING)
+    assert row is not None
+    return await services.tasks.change(
+        row["_id"], {"assignee": None, "state": {"$in": list(OPEN_STATES)}, "candidateGroups": {"$in": list(groups)}},
+        {"assignee": assignee}, [staged], scope=EVERYTHING)
+
+
 def assignment_command(assignee: str) -> dict[str, Any]:
     """The staged form of the `task.assignment_changed` command a claim of T-1 by `assignee` sends."""
     return Message(id=f"claim:T-1:{assignee}", topic="commands", key=CASE_ID, event=command_event(assignee)).staged()
@@ -79,7 +93,7 @@ async def test_of_ten_concurrent_claims_exactly_one_takes_the_task(services: Any
     claimants = [f"u-{n}" for n in range(10)]
 
     # When ten back-office people claim it at the same moment
-    rows = await asyncio.gather(*(services.tasks.claim("T-1", who, ["back-office"], assignment_command(who))
+    rows = await asyncio.gather(*(claim(services, "T-1", who, ["back-office"], assignment_command(who))
                                   for who in claimants))
 
     # Then exactly one claim returns the row, held by that claimant; the other nine get None
@@ -109,7 +123,7 @@ async def test_a_claim_of_a_task_not_offered_to_the_caller_is_refused(
     before = await gql(TASKS, {"id": CASE_ID})
 
     # When someone claims it whose groups it is not offered to (or after it was completed)
-    row = await services.tasks.claim("T-1", "u-val", groups, assignment_command("u-val"))
+    row = await claim(services, "T-1", "u-val", groups, assignment_command("u-val"))
 
     # Then the claim is refused, the task is as it was and no command goes out
     assert row is None
@@ -125,7 +139,7 @@ async def test_a_claim_leaves_the_case_version_alone(services: Any, gql: Any) ->
     assert (await gql(TASKS, {"id": CASE_ID}))["data"]["case"]["version"] == 2
 
     # When back-office claims it
-    row = await services.tasks.claim("T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
+    row = await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
 
     # Then the task is held, and the case is still at version 2
     assert row is not None
@@ -145,7 +159,7 @@ async def test_a_reader_who_read_the_case_just_before_sees_the_claim(services: A
     assert _task(before)["assignee"] is None
 
     # When back-office claims the task and relays what the claim staged, as a writer does right after its write
-    row = await services.tasks.claim("T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
+    row = await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
     await services.staging.relay_tasks([row])
 
     # Then reading the case again shows who holds the task (not the answer cached before the claim)
@@ -191,14 +205,14 @@ async def _event_and_claim(services: Any, step: str, event: Any, assignee: str) 
     cases = ClaimDuring(services.cases, step)
     pipeline = EventPipeline(cases, services.events, services.staging)  # type: ignore[arg-type]
 
-    async def claim() -> Any:
+    async def claim_meanwhile() -> Any:
         await cases.reached.wait()
         try:
-            return await services.tasks.claim("T-1", assignee, ["back-office"], assignment_command(assignee))
+            return await claim(services, "T-1", assignee, ["back-office"], assignment_command(assignee))
         finally:
             cases.resume.set()
 
-    return await asyncio.gather(pipeline.ingest([event]), claim())
+    return await asyncio.gather(pipeline.ingest([event]), claim_meanwhile())
 
 
 @pytest.mark.parametrize("step", ["read", "write"])
@@ -239,7 +253,7 @@ async def test_an_event_that_assigns_the_task_has_the_last_word_over_a_concurren
 async def test_a_claims_command_is_sent_once_however_often_the_sweep_runs(services: Any, no_waiting: None) -> None:
     # Given a claim whose command is staged on the task row (its writer stopped before relaying it)
     await _open_case(services)
-    assert await services.tasks.claim("T-1", "u-olga", ["back-office"], assignment_command("u-olga")) is not None
+    assert await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga")) is not None
     assert await services.outbox.sent("commands") == []
 
     # When the relay's sweep runs twice
@@ -255,7 +269,7 @@ async def test_a_sweep_that_stopped_before_forgetting_the_command_does_not_send_
 ) -> None:
     # Given a claim's staged command that one sweep sent but did not get to forget (its instance stopped)
     await _open_case(services)
-    await services.tasks.claim("T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
+    await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
     with monkeypatch.context() as stopped:
         stopped.setattr(services.tasks, "clear_staged", _forget_nothing)
         await services.staging.sweep()
