@@ -25,6 +25,7 @@ from stores.history import HistoryStore
 from stores.outbox import OutboxStore
 from stores.protection import FieldCipher
 from stores.tasks import TaskStore
+from stores.terms import TermsStore
 from edge.response_cache import ResponseCache
 
 
@@ -37,6 +38,7 @@ class Services:
     events: EventStore
     history: HistoryStore
     tasks: TaskStore
+    terms: TermsStore
     outbox: OutboxStore
     staging: Staging
     relay: OutboxRelay
@@ -63,6 +65,11 @@ class Loaders:
         tasks = services.tasks
         self.task: DataLoader[str, dict[str, Any] | None] = DataLoader(
             lambda ids: _in_order(_by_task_id(tasks.by_ids(ids, scope=scope)), ids))
+        terms = services.terms
+        self.terms_of_case: DataLoader[str, dict[str, Any] | None] = DataLoader(
+            lambda ids: _in_order(terms.of_cases(ids, scope=scope), ids))
+        self.terms_of_customer: DataLoader[str, list[dict[str, Any]] | None] = DataLoader(
+            lambda ids: _in_order(terms.of_customers(ids, scope=scope), ids))
 
 
 async def _by_task_id(found: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from consumers.kafka import KafkaClients
 from consumers.pipeline import EventPipeline
 from consumers.relay import OutboxRelay
 from consumers.staging import Staging
+from consumers.terms_outbox import sweep_terms
 from consumers.updates import LocalSender, UpdatesBus
 from context import Services
 from demo.events import load_demo_cases
@@ -35,6 +36,7 @@ from stores.migrations import move_embedded_history
 from stores.outbox import OutboxStore
 from stores.protection import FieldCipher, KeyRing
 from stores.tasks import TaskStore
+from stores.terms import TermsStore
 
 log = logging.getLogger("case_repository")
 
@@ -55,9 +57,11 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
     staging = Staging(cases, events, history, tasks, audit, relay, on_task_changed=responses.changed)
     relay.add_sweep(staging.sweep)
+    terms = TermsStore(database)
+    relay.add_sweep(lambda: sweep_terms(terms, relay))
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, outbox=outbox,
-        staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
+        terms=terms, staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
         verifier=TokenVerifier(settings),
@@ -88,6 +92,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         for store in (services.cases, services.events, services.history, services.tasks, services.outbox,
                       services.audit):
             await store.ensure_indexes()
+        await services.terms.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
         await services.verifier.start()
         if kafka is not None:

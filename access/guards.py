@@ -17,7 +17,9 @@ from strawberry.types import Info
 from strawberry.types.base import get_object_definition
 
 from access.operations import operation_roots
-from access.policy import ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, SYSTEM_CLIENTS, Access, FieldRule
+from access.policy import (
+    ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, ROLE_FIELD_POLICY, SYSTEM_CLIENTS, Access, FieldRule,
+)
 from errors import Forbidden, Unauthenticated
 
 _NAMES = NameConverter()
@@ -106,6 +108,12 @@ def attach_policy(root_types: Iterable[type], data_types: Iterable[type]) -> Non
             raise RuntimeError(f"access policy names {key}, which the schema does not have")
         if not any(isinstance(e, SensitiveField) for e in field.extensions):
             field.extensions.append(SensitiveField(key, rule))
+    for key, roles in ROLE_FIELD_POLICY.items():
+        field = data_fields.get(key)
+        if field is None:
+            raise RuntimeError(f"access policy names {key}, which the schema does not have")
+        if not any(isinstance(e, PermissionExtension) for e in field.extensions):
+            field.extensions.append(PermissionExtension([RolesRequired(key, roles)], use_directives=False))
 
 
 class FederationGuard(SchemaExtension):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from access.policy import (
     BRANCH_SCOPED, CASE_READERS, CASE_TYPE_POLICY, CHANNELS, FIELD_POLICY, OPERATION_POLICY,
-    RESTRICTED_CASE_ROLES, ROLES, SYSTEM_CLIENTS, Access,
+    RESTRICTED_CASE_ROLES, ROLE_FIELD_POLICY, ROLES, SYSTEM_CLIENTS, Access,
 )
 from generated_sections import with_section
 
@@ -31,6 +31,9 @@ def policy_markdown() -> str:
                                    else sorted(rule.full_channels)[0])] for role in ROLES]
         channels = ", ".join(sorted(rule.full_channels)) if rule.full_channels else "any channel"
         lines.append(f"| `{key}` | " + " | ".join(cells) + f" | {channels} |")
+    lines += ["", "**Fields only some roles read** (anyone else: FORBIDDEN):", "",
+              "| field | roles |", "| --- | --- |"]
+    lines += [f"| `{key}` | {_roles(roles)} |" for key, roles in ROLE_FIELD_POLICY.items()]
     lines += ["", "**Rows** (applied inside every store query: case, cases, customer 360, `_entities`, "
               "subscriptions; an unseen case is neither returned nor counted):", ""]
     lines.append(f"- cases are read by {_roles(CASE_READERS)}; others see none;")

@@ -11,7 +11,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers import cases as case_rules
+from resolvers import terms as terms_rules
 from schema.connections import Connection, connection_from_page
+from schema.terms import NegotiatedTerms
 from stores.case_criteria import CaseCriteria, CaseOrder
 
 if TYPE_CHECKING:
@@ -240,6 +242,11 @@ class Case:
     @strawberry.field
     def offers(self) -> list[Offer]:
         return _items(Offer, self.doc.get("offers", []), _OFFER)
+
+    @strawberry.field(description="The current negotiated terms with every version (roles: access/policy.py).")
+    async def negotiated_terms(self, info: Info) -> NegotiatedTerms | None:
+        doc = await terms_rules.case_terms(info.context, self.id)
+        return NegotiatedTerms.from_doc(doc) if doc else None
 
     @strawberry.field
     def has_open_incident(self) -> bool:

@@ -9,8 +9,10 @@ from strawberry.types import Info
 
 from resolvers import cases as case_rules
 from resolvers import customers as customer_rules
+from resolvers import terms as terms_rules
 from schema.cases import Case, CaseFilter, CaseOrderInput, HistoryEntry, cases_connection
 from schema.connections import Connection, connection_from_page
+from schema.terms import NegotiatedTerms
 from stores.case_criteria import CaseCriteria
 
 
@@ -94,6 +96,10 @@ class Customer:
     async def timeline(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[TimelineEntry]:
         page = await customer_rules.customer_timeline(info.context, self.id, first, after)
         return connection_from_page(page, TimelineEntry.from_doc)
+
+    @strawberry.field(description="The negotiated terms of the customer's visible cases, by case id.")
+    async def negotiated_terms(self, info: Info) -> list[NegotiatedTerms]:
+        return [NegotiatedTerms.from_doc(doc) for doc in await terms_rules.customer_terms(info.context, self.id)]
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ A new policy entry is covered without touching this file, or fails here until it
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import jwt
@@ -261,6 +262,7 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Query.customerByPesel": ('{ customerByPesel(pesel: "85031207819") { id name } }', {}),
     "Query.myTasks": ("{ myTasks { totalCount edges { node { id assignee } } } }", {}),
     "Query.tasks": ("{ tasks { totalCount edges { node { id assignee } } } }", {}),
+    "Query.installment": ('{ installment(amount: "350000", annualRate: "6.85", termMonths: 300) }', {}),
     "Query.auditTrail": ("{ auditTrail { edges { node { id actor caseIds } } } }", {}),
     "Query._entities": ('{ _entities(representations: [{__typename: "Case", id: "CASE-1"}]) '
                         '{ ... on Case { id title customer { pesel } } } }', {}),
@@ -272,8 +274,23 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Mutation.unclaimTask": ('mutation { unclaimTask(taskId: "T-1") { id assignee } }', {}),
     "Mutation.assignTask": ('mutation { assignTask(taskId: "T-1", assignee: "test.operator") { id assignee } }', {}),
     "Mutation.completeTask": ('mutation { completeTask(taskId: "T-1", input: {}) { id state } }', {}),
+    # CASE-1 is seeded with negotiated terms (version 1, not approved), so a team manager may approve them.
+    "Mutation.recordNegotiatedTerms": (
+        'mutation { recordNegotiatedTerms(caseId: "CASE-1", input: {rate: "6.85", margin: "2.05", marginMin: "1.80", '
+        'marginMax: "2.40", amount: "350000", currency: "PLN", termMonths: 300, fees: "0", '
+        'validUntil: "2027-02-28"}) { version monthlyInstallment } }', {}),
+    "Mutation.approveNegotiatedTerms": ('mutation { approveNegotiatedTerms(caseId: "CASE-1") { version approvedBy } }',
+                                        {}),
     "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
     "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
+}
+
+
+# What `seeded` records as CASE-1's negotiated terms (as resolvers/terms.py stores a version).
+SEEDED_TERMS = {
+    "version": 1, "rate": "6.85", "margin": "2.05", "marginMin": "1.80", "marginMax": "2.40", "amount": "350000",
+    "currency": "PLN", "termMonths": 300, "fees": "0", "validUntil": "2027-02-28", "monthlyInstallment": "2440.34",
+    "recordedBy": "test.operator", "recordedAt": datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc),
 }
 
 
@@ -338,6 +355,8 @@ async def call(client: TestClient, key: str, headers: dict[str, str]) -> tuple[d
 async def seeded(services: Services) -> None:
     await services.pipeline.ingest([created(CASE_ID, data=EVENT),
                                     task_created(CASE_ID, "T-1", assignee="test.operator", state="ASSIGNED")])
+    await services.terms.record(CASE_ID, {"caseType": "MORTGAGE", "branch": "KRK-01", "restricted": False,
+                                          "customerId": "CUST-1"}, SEEDED_TERMS, 0)
 
 
 async def nothing_published(services: Services, database: Database) -> None:
