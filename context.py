@@ -22,6 +22,7 @@ from stores.case_scope import CaseScope
 from stores.cases import CaseStore
 from stores.events import EventStore
 from stores.history import HistoryStore
+from stores.notes import NoteStore
 from stores.outbox import OutboxStore
 from stores.protection import FieldCipher
 from stores.tasks import TaskStore
@@ -39,6 +40,7 @@ class Services:
     history: HistoryStore
     tasks: TaskStore
     terms: TermsStore
+    notes: NoteStore
     outbox: OutboxStore
     staging: Staging
     relay: OutboxRelay
@@ -70,6 +72,12 @@ class Loaders:
             lambda ids: _in_order(terms.of_cases(ids, scope=scope), ids))
         self.terms_of_customer: DataLoader[str, list[dict[str, Any]] | None] = DataLoader(
             lambda ids: _in_order(terms.of_customers(ids, scope=scope), ids))
+        # Notes of cases and customers already read through the scope above; missing = no notes.
+        notes = services.notes
+        self.case_notes: DataLoader[str, list[dict[str, Any]]] = DataLoader(
+            lambda ids: _lists_in_order(notes.for_cases(ids), ids))
+        self.customer_notes: DataLoader[str, list[dict[str, Any]]] = DataLoader(
+            lambda ids: _lists_in_order(notes.for_customers(ids), ids))
 
 
 async def _by_task_id(found: Any) -> dict[str, Any]:
@@ -79,6 +87,11 @@ async def _by_task_id(found: Any) -> dict[str, Any]:
 async def _in_order(found: Any, ids: list[str]) -> list[Any]:
     by_id = await found
     return [by_id.get(i) for i in ids]
+
+
+async def _lists_in_order(found: Any, ids: list[str]) -> list[list[Any]]:
+    by_id = await found
+    return [by_id.get(i, []) for i in ids]
 
 
 @dataclass

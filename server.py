@@ -33,6 +33,7 @@ from stores.dead_letters import DeadLetterStore
 from stores.events import EventStore
 from stores.history import HistoryStore
 from stores.migrations import move_embedded_history
+from stores.notes import NoteStore
 from stores.outbox import OutboxStore
 from stores.protection import FieldCipher, KeyRing
 from stores.tasks import TaskStore
@@ -49,6 +50,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     cipher = FieldCipher(KeyRing.from_setting(settings.data_encryption_key))
     cases, events, audit = CaseStore(database, cipher), EventStore(database, cipher), AuditStore(database)
     history, tasks, outbox = HistoryStore(database), TaskStore(database), OutboxStore(database, cipher)
+    notes = NoteStore(database)
     stored_letters = StoreDeadLetters(DeadLetterStore(database, cipher))
     bus = UpdatesBus()
     responses = ResponseCache(ttl_seconds=settings.response_cache_seconds)
@@ -60,7 +62,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     terms = TermsStore(database)
     relay.add_sweep(lambda: sweep_terms(terms, relay))
     return Services(
-        settings=settings, cases=cases, events=events, history=history, tasks=tasks, outbox=outbox,
+        settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,
         terms=terms, staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
@@ -90,7 +92,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         for store in (services.cases, services.events, services.history, services.tasks, services.outbox,
-                      services.audit):
+                      services.audit, services.notes):
             await store.ensure_indexes()
         await services.terms.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)

@@ -20,6 +20,8 @@ CHANNELS = ("BRANCH", "CALL_CENTER", "BACK_OFFICE", "ONLINE", "MOBILE", "PANEL")
 
 # Roles that read cases at all. Auditors read the audit trail, not the cases themselves.
 CASE_READERS = frozenset({"case-reader", "case-writer", "advisor", "back-office", "call-center", "team-manager"})
+# Who writes notes on cases and customers (the customer card); which case or customer is a row rule.
+NOTE_WRITERS = frozenset({"advisor", "back-office", "call-center", "team-manager", "case-writer"})
 # Who assigns tasks to others and releases a task someone else holds.
 TASK_MANAGER_ROLES = frozenset({"team-manager"})
 # Negotiated credit terms (the customer card): who records them, who approves them, who reads them at all
@@ -113,6 +115,10 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     # Negotiated terms: which case is a row rule (the case must be visible); rules in resolvers/terms.py.
     "Mutation.recordNegotiatedTerms": TERMS_NEGOTIATORS,
     "Mutation.approveNegotiatedTerms": TERMS_APPROVERS,
+    # Notes: the author (from the token) edits and deletes their own; rules in resolvers/notes.py.
+    "Mutation.addNote": NOTE_WRITERS,
+    "Mutation.editNote": NOTE_WRITERS,
+    "Mutation.deleteNote": NOTE_WRITERS,
     "Subscription.caseUpdated": CASE_READERS,
     "Subscription.caseStatusChanged": CASE_READERS,
 }

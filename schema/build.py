@@ -17,6 +17,7 @@ from schema.customers import Customer, CustomerQueries
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
 from schema.limits import QueryLimits, limit_extensions
+from schema.notes import NoteMutations
 from schema.principal import PrincipalQueries
 from schema.subscriptions import Subscription
 from schema.task_claims import TaskMutations
@@ -26,7 +27,7 @@ from schema.terms import TermsMutations, TermsQueries
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
 Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, TermsQueries, AuditQueries))
-Mutation = merge_types("Mutation", (EventMutations, TaskMutations, TermsMutations))
+Mutation = merge_types("Mutation", (EventMutations, TaskMutations, TermsMutations, NoteMutations))
 
 
 class ParserCacheWithErrors(ParserCache):

@@ -12,7 +12,9 @@ from strawberry.types import Info
 
 from resolvers import cases as case_rules
 from resolvers import terms as terms_rules
+from resolvers.notes import case_notes
 from schema.connections import Connection, connection_from_page
+from schema.notes import Note
 from schema.terms import NegotiatedTerms
 from stores.case_criteria import CaseCriteria, CaseOrder
 
@@ -257,6 +259,10 @@ class Case:
                       after: str | None = None) -> Connection[HistoryEntry]:
         page = await case_rules.history_page(self.doc, info.context, first, after)
         return connection_from_page(page, HistoryEntry.from_doc)
+
+    @strawberry.field(description="Notes written on the case, newest first.")
+    async def notes(self, info: Info) -> list[Note]:
+        return [Note.from_doc(doc) for doc in await case_notes(info.context, self.id)]
 
 
 @strawberry.enum

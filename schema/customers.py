@@ -10,8 +10,10 @@ from strawberry.types import Info
 from resolvers import cases as case_rules
 from resolvers import customers as customer_rules
 from resolvers import terms as terms_rules
+from resolvers.notes import customer_notes
 from schema.cases import Case, CaseFilter, CaseOrderInput, HistoryEntry, cases_connection
 from schema.connections import Connection, connection_from_page
+from schema.notes import Note
 from schema.terms import NegotiatedTerms
 from stores.case_criteria import CaseCriteria
 
@@ -100,6 +102,10 @@ class Customer:
     @strawberry.field(description="The negotiated terms of the customer's visible cases, by case id.")
     async def negotiated_terms(self, info: Info) -> list[NegotiatedTerms]:
         return [NegotiatedTerms.from_doc(doc) for doc in await terms_rules.customer_terms(info.context, self.id)]
+
+    @strawberry.field(description="Notes written on the customer (not on one of their cases), newest first.")
+    async def notes(self, info: Info) -> list[Note]:
+        return [Note.from_doc(doc) for doc in await customer_notes(info.context, self.id)]
 
 
 @strawberry.type

@@ -308,7 +308,7 @@ async def test_with_introspection_the_ide_can_introspect_and_errors_keep_suggest
     assert "errors" not in introspected
     assert introspected["data"]["__schema"]["queryType"] == {"name": "Query", "kind": "OBJECT"}
     assert [e["message"] for e in suggested["errors"]] == [
-        "Cannot query field 'titel' on type 'Case'. Did you mean 'title'?"]
+        "Cannot query field 'titel' on type 'Case'. Did you mean 'title' or 'notes'?"]
 
 
 # --- subscriptions (WebSocket) ---

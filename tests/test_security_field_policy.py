@@ -26,7 +26,9 @@ from auth.dev_tokens import Persona, persona_claims
 from context import Services
 from settings import DEV_AUTH_SECRET, Settings
 from stores.database import Database
-from tests.factories import bearer, case_created_data, created, envelope, publish_input, status_changed, task_created
+from tests.factories import (
+    BASE_TIME, bearer, case_created_data, created, envelope, publish_input, status_changed, task_created, token,
+)
 from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 CASE_ID = "CASE-1"
@@ -281,6 +283,10 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         'validUntil: "2027-02-28"}) { version monthlyInstallment } }', {}),
     "Mutation.approveNegotiatedTerms": ('mutation { approveNegotiatedTerms(caseId: "CASE-1") { version approvedBy } }',
                                         {}),
+    # The seeded note N-1 on CASE-1 is the matrix's caller's (test.operator), so it may edit and delete it.
+    "Mutation.addNote": ('mutation { addNote(caseId: "CASE-1", text: "Called back.") { author } }', {}),
+    "Mutation.editNote": ('mutation { editNote(noteId: "N-1", text: "Called back twice.") { text } }', {}),
+    "Mutation.deleteNote": ('mutation { deleteNote(noteId: "N-1") }', {}),
     "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
     "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
 }
@@ -357,6 +363,9 @@ async def seeded(services: Services) -> None:
                                     task_created(CASE_ID, "T-1", assignee="test.operator", state="ASSIGNED")])
     await services.terms.record(CASE_ID, {"caseType": "MORTGAGE", "branch": "KRK-01", "restricted": False,
                                           "customerId": "CUST-1"}, SEEDED_TERMS, 0)
+    await services.notes.add({"_id": "N-1", "caseId": CASE_ID, "customerId": EVENT["customer"]["id"],
+                              "text": "Called.", "author": "test.operator", "at": BASE_TIME,
+                              "authorId": jwt.decode(token(), options={"verify_signature": False})["sub"]})
 
 
 async def nothing_published(services: Services, database: Database) -> None:

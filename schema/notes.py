@@ -1,0 +1,51 @@
+"""Notes on a case or a customer, and the mutations that write them (rules in resolvers/notes.py)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import notes as note_rules
+
+
+@strawberry.type
+class NoteVersion:
+    text: str
+    at: datetime
+
+
+@strawberry.type
+class Note:
+    id: strawberry.ID
+    text: str
+    author: str = strawberry.field(description="The author's username.")
+    channel: str | None
+    at: datetime = strawberry.field(description="When the note was added.")
+    edited_at: datetime | None = strawberry.field(description="When its text was last changed, if ever.")
+    case_id: strawberry.ID | None
+    customer_id: strawberry.ID
+    versions: list[NoteVersion] = strawberry.field(description="Its earlier texts, oldest first.")
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Note:
+        return cls(id=doc["_id"], text=doc["text"], author=doc["author"], channel=doc.get("channel"), at=doc["at"],
+                   edited_at=doc.get("editedAt"), case_id=doc.get("caseId"), customer_id=doc["customerId"],
+                   versions=[NoteVersion(text=v["text"], at=v["at"]) for v in doc.get("versions") or ()])
+
+
+@strawberry.type
+class NoteMutations:
+    @strawberry.mutation(description="Write a note on a case or on a customer (exactly one of them).")
+    async def add_note(self, info: Info, case_id: strawberry.ID | None = None,
+                       customer_id: strawberry.ID | None = None, *, text: str) -> Note:
+        return Note.from_doc(await note_rules.add_note(info.context, case_id, customer_id, text))
+
+    @strawberry.mutation(description="Change the text of your note; the old text is kept in `versions`.")
+    async def edit_note(self, info: Info, note_id: strawberry.ID, text: str) -> Note:
+        return Note.from_doc(await note_rules.edit_note(info.context, note_id, text))
+
+    @strawberry.mutation(description="Delete your note; it is no longer listed.")
+    async def delete_note(self, info: Info, note_id: strawberry.ID) -> bool:
+        return await note_rules.delete_note(info.context, note_id)
