@@ -15,7 +15,6 @@ from consumers.kafka import KafkaClients
 from consumers.pipeline import EventPipeline
 from consumers.relay import OutboxRelay
 from consumers.staging import Staging
-from consumers.terms_outbox import sweep_terms
 from consumers.updates import LocalSender, UpdatesBus
 from context import Services
 from demo.events import load_demo_cases
@@ -57,10 +56,10 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     bus.add_listener(responses.on_published)
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
-    staging = Staging(cases, events, history, tasks, audit, relay, on_task_changed=responses.changed)
-    relay.add_sweep(staging.sweep)
     terms = TermsStore(database)
-    relay.add_sweep(lambda: sweep_terms(terms, relay))
+    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms],
+                      on_record_changed=responses.changed)
+    relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,
         terms=terms, staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,

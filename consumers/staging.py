@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from consumers.relay import OutboxRelay
 from stores.audit import AuditStore
@@ -55,18 +55,27 @@ def staged_event_ids(doc: dict[str, Any]) -> set[str]:
     return {e["journal"]["id"] for e in doc.get("outbox") or () if e["kind"] == "event"}
 
 
+class StagingRecords(Protocol):
+    """Records other than cases that stage their own effects (task rows, negotiated terms): the same relay."""
+
+    async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]: ...
+
+    async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None: ...
+
+
 class Staging:
     def __init__(self, cases: CaseStore, events: EventStore, history: HistoryStore, tasks: TaskStore,
-                 audit: AuditStore, relay: OutboxRelay,
-                 on_task_changed: Callable[[str, str | None], None] | None = None) -> None:
+                 audit: AuditStore, relay: OutboxRelay, *, records: Sequence[StagingRecords] = (),
+                 on_record_changed: Callable[[str, str | None], None] | None = None) -> None:
         self._cases = cases
         self._events = events
         self._history = history
         self._tasks = tasks
         self._audit = audit
         self._relay = relay
-        # A task row changed without a case write (a claim): this instance forgets answers that showed it.
-        self._on_task_changed = on_task_changed
+        self._records = [tasks, *records]
+        # A record changed without a case write (a claim): this instance forgets answers that showed its case.
+        self._on_record_changed = on_record_changed
 
     async def relay_cases(self, docs: Sequence[dict[str, Any]]) -> None:
         """Carry out the staged effects of these case documents (as written: `outbox` and `writeId`)."""
@@ -97,24 +106,26 @@ class Staging:
         await self._relay.add_and_send([Message.from_staged(e) for e in by_kind.get("message", ())])
         await self._cases.clear_staged([(doc["_id"], doc["writeId"]) for doc in docs])
 
-    async def relay_tasks(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Carry out what task-row writes (claims) staged: their history rows, then their messages."""
+    async def relay_records(self, store: StagingRecords, rows: Sequence[dict[str, Any]]) -> None:
+        """Carry out what writes of `store`'s records (a claim, an approval) staged in them: history rows, then
+        messages; then forget them in the records."""
         rows = [r for r in rows if r.get("outbox")]
         if not rows:
             return
         effects = [e for row in rows for e in row["outbox"]]
         await self._history.append([e["entry"] for e in effects if e["kind"] == "history"])
         await self._relay.add_and_send([Message.from_staged(e) for e in effects if e["kind"] == "message"])
-        await self._tasks.clear_staged([(row["_id"], row["version"]) for row in rows])
-        if self._on_task_changed is not None:
+        await store.clear_staged(rows)
+        if self._on_record_changed is not None:
             for row in rows:
-                self._on_task_changed(row["caseId"], row.get("customerId"))
+                self._on_record_changed(row["caseId"], row.get("customerId"))
 
     async def sweep(self) -> None:
         """Relay what writers that stopped left staged (the relay loop calls this on every pass)."""
         older_than = datetime.now(timezone.utc) - ABANDONED_AFTER
         await self.relay_cases(await self._cases.staged(older_than, SWEEP_LIMIT))
-        await self.relay_tasks(await self._tasks.staged(older_than, SWEEP_LIMIT))
+        for store in self._records:
+            await self.relay_records(store, await store.staged(older_than, SWEEP_LIMIT))
 
 
 def _one_record(entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -178,7 +178,7 @@ async def _change_task(context: Context, task_id: str,
         if written is not None:
             context.audit.changes.extend(_audit_changes(row, decision.values))
             # The fast path; if this process stops first, the relay loop sends what the row staged.
-            await context.services.staging.relay_tasks([written])
+            await context.services.staging.relay_records(context.services.tasks, [written])
             return written
     raise _conflict(f"task {task_id} kept changing; read it again", row)
 

@@ -9,7 +9,7 @@ Rules (CONTRACT §5 "Dashboard"; who may call what is access/policy.py's TERMS_*
   annual rate the installment is computed from, the margin the bank's part of it.
 * approveNegotiatedTerms: the current version becomes approved (who, when) and `terms.approved`
   {caseId, termsVersion, approvedBy} goes out on `case-commands`, staged in the same single-document update and
-  relayed right after (consumers/terms_outbox.py). Approving an approved version returns it and sends nothing.
+  relayed right after (consumers/staging.py `relay_records`). Approving an approved version returns it and sends nothing.
 * Writes are conditional on the version read; a lost race is decided again on the document as it is now.
 """
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 
 from auth.principal import Principal, PrincipalKind
 from consumers.publication import SOURCE
-from consumers.terms_outbox import relay_terms
 from context import Context
 from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
 from resolvers.cases import get_case
@@ -124,14 +123,14 @@ async def approve_terms(context: Context, case_id: str) -> dict[str, Any]:
     principal = _employee(context)
     if await get_case(context, case_id) is None:
         raise NotFound(f"case {case_id} not found")
-    terms, relay = context.services.terms, context.services.relay
+    terms = context.services.terms
     doc = await terms.get(case_id)
     if doc is None:
         raise NotFound(f"case {case_id} has no negotiated terms to approve")
     context.audit.customer_ids.add(doc.get("customerId"))
     number = doc["current"]
     if current_version(doc).get("approvedBy"):
-        await relay_terms(terms, relay, [doc])  # what a stopped writer left, if anything; nothing new
+        await context.services.staging.relay_records(terms, [doc])  # what a stopped writer left, if anything; nothing new
         return doc
     now = datetime.now(timezone.utc)
     written = await terms.approve(case_id, number, principal.username, now,
@@ -144,7 +143,7 @@ async def approve_terms(context: Context, case_id: str) -> dict[str, Any]:
     _audited(context, case_id, doc.get("customerId"), [
         (f"versions[{number}].approvedBy", None, principal.username)])
     # The fast path; if this process stops first, the relay loop sends what the document staged.
-    await relay_terms(terms, relay, [written])
+    await context.services.staging.relay_records(terms, [written])
     context.services.responses.changed(case_id, doc.get("customerId"))
     return written
 

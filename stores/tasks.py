@@ -173,12 +173,13 @@ class TaskStore:
         return await self._tasks.find({"stagedAt": {"$lt": older_than}},
                                       {"outbox": 1, "version": 1, "caseId": 1, "customerId": 1}).limit(limit).to_list(None)
 
-    async def clear_staged(self, relayed: Sequence[tuple[str, int]]) -> None:
-        """Forget staged messages of rows (_id, version) that nobody changed since they were read."""
+    async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
+        """Forget the staged effects of these rows (as read) unless someone changed them since."""
         if relayed:
             await self._tasks.bulk_write([
-                UpdateOne({"_id": task_id, "version": version}, {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
-                for task_id, version in relayed], ordered=False)
+                UpdateOne({"_id": row["_id"], "version": row["version"]},
+                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
+                for row in relayed], ordered=False)
 
     async def visible(self, task_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
         """The row of task `task_id` if the caller's row scope admits its case (claims decide on it)."""

@@ -90,11 +90,13 @@ class TermsStore:
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
         """Documents whose staged commands were not relayed (their writer stopped before it could)."""
         return await self._terms.find({"stagedAt": {"$lt": older_than}},
-                                      {"outbox": 1, "revision": 1}).limit(limit).to_list(None)
+                                      {"outbox": 1, "revision": 1, "caseId": 1, "customerId": 1}).limit(
+            limit).to_list(None)
 
-    async def clear_staged(self, relayed: Sequence[tuple[str, int]]) -> None:
-        """Forget staged commands of documents (_id, revision) that nobody changed since they were read."""
+    async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
+        """Forget the staged commands of these documents (as read) unless someone changed them since."""
         if relayed:
             await self._terms.bulk_write([
-                UpdateOne({"_id": case_id, "revision": revision}, {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
-                for case_id, revision in relayed], ordered=False)
+                UpdateOne({"_id": doc["_id"], "revision": doc["revision"]},
+                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
+                for doc in relayed], ordered=False)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from consumers import terms_outbox
+from consumers import staging as staging_module
 from errors import BadInput
 from resolvers import terms as terms_rules
 from resolvers.installments import monthly_installment
@@ -237,16 +237,17 @@ async def test_approving_a_case_without_terms_is_not_found(client: TestClient, s
 async def test_an_approval_whose_writer_stopped_before_relaying_is_sent_by_the_relay_loop(
         client: TestClient, services: Any, database: Database, cases: None, monkeypatch: pytest.MonkeyPatch) -> None:
     await post(client, RECORD, {"id": "CASE-1", "input": terms_input()}, ADVISOR)
-    relay_terms = terms_rules.relay_terms
+    relay_records = services.staging.relay_records
 
     async def stopped(*_args: Any) -> None:
         return None
 
-    monkeypatch.setattr(terms_rules, "relay_terms", stopped)
+    monkeypatch.setattr(services.staging, "relay_records", stopped)
     await post(client, APPROVE, {"id": "CASE-1"}, MANAGER)
     assert await commands(services, client) == []
-    monkeypatch.setattr(terms_rules, "relay_terms", relay_terms)
-    monkeypatch.setattr(terms_outbox, "ABANDONED_AFTER", terms_outbox.ABANDONED_AFTER * 0)
+    monkeypatch.setattr(services.staging, "relay_records", relay_records)
+    # Negative: a document staged within this very millisecond counts as abandoned too.
+    monkeypatch.setattr(staging_module, "ABANDONED_AFTER", staging_module.ABANDONED_AFTER * -1)
 
     await services.relay.relay_due()
     await services.relay.relay_due()

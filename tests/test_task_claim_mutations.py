@@ -308,7 +308,7 @@ async def test_a_change_whose_writer_stopped_before_relaying_is_sent_once_by_the
 ) -> None:
     # Given a claim whose process stopped right after its write (nothing relayed)
     with monkeypatch.context() as stopped:
-        stopped.setattr(services.staging, "relay_tasks", _relay_nothing)
+        stopped.setattr(services.staging, "relay_records", _relay_nothing)
         assert (await gql(CLAIM, {"id": "T-1"}, headers=JAN))["data"] == {"claimTask": task(assignee="jan.wisniewski")}
     assert await commands(services, client) == []
 
@@ -322,5 +322,5 @@ async def test_a_change_whose_writer_stopped_before_relaying_is_sent_once_by_the
     assert [e["node"]["kind"] for e in history] == ["TASK_CLAIMED", "TASK_CREATED", "CASE_CREATED"]
 
 
-async def _relay_nothing(rows: Any) -> None:
+async def _relay_nothing(store: Any, rows: Any) -> None:
     return None

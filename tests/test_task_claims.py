@@ -160,7 +160,7 @@ async def test_a_reader_who_read_the_case_just_before_sees_the_claim(services: A
 
     # When back-office claims the task and relays what the claim staged, as a writer does right after its write
     row = await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
-    await services.staging.relay_tasks([row])
+    await services.staging.relay_records(services.tasks, [row])
 
     # Then reading the case again shows who holds the task (not the answer cached before the claim)
     assert await gql(TASKS, {"id": CASE_ID}) == {"data": {"case": {"version": 2, "tasks": [
