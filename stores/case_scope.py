@@ -64,9 +64,13 @@ def within_scope(query: dict[str, Any], scope: CaseScope, *, id_field: str = "_i
         return query
     if not query:
         return visible
-    clauses = visible["$and"] if list(visible) == ["$and"] else [visible]
-    merged = dict(query)
-    rest = []
+    return combined([query, *(visible["$and"] if list(visible) == ["$and"] else [visible])])
+
+
+def combined(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    """The clauses as one query document where their keys do not collide, the rest under `$and`."""
+    merged: dict[str, Any] = {}
+    rest: list[dict[str, Any]] = []
     for clause in clauses:
         if merged.keys().isdisjoint(clause):
             merged.update(clause)

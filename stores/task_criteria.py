@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-# The states in which a task is still to be done (stores/tasks.py keeps the same list for claims).
+from stores.case_scope import combined
+
+# The states in which a task is still to be done (claims and the lists read this one list).
 OPEN_STATES = ("CREATED", "ASSIGNED", "READY", "RESERVED", "IN_PROGRESS")
 
 # Public order names -> stored field, and the value that stands in for a missing one: a task without a due date
@@ -85,20 +87,6 @@ def _overdue_filter(overdue: bool, now: datetime | None) -> dict[str, Any]:
     return {"$or": [{"dueAt": None}, {"dueAt": {"$gte": now}}, {"state": {"$nin": list(OPEN_STATES)}}]}
 
 
-def _combined(clauses: list[dict[str, Any]]) -> dict[str, Any]:
-    """The clauses as one query document where their keys do not collide, the rest under `$and`."""
-    merged: dict[str, Any] = {}
-    rest: list[dict[str, Any]] = []
-    for clause in clauses:
-        if merged.keys().isdisjoint(clause):
-            merged.update(clause)
-        else:
-            rest.append(clause)
-    if not rest:
-        return merged
-    return {"$and": [merged, *rest]}
-
-
 def task_filter(criteria: TaskCriteria | None) -> dict[str, Any]:
     """MongoDB filter for `criteria` (every given condition must hold); the caller adds the row scope."""
     if criteria is None:
@@ -125,7 +113,7 @@ def task_filter(criteria: TaskCriteria | None) -> dict[str, Any]:
         clauses.append({"dueAt": due})
     if criteria.overdue is not None:
         clauses.append(_overdue_filter(criteria.overdue, criteria.now))
-    return _combined(clauses)
+    return combined(clauses)
 
 
 def sort_key(order: TaskOrder) -> dict[str, Any]:
