@@ -116,7 +116,10 @@ def _item_event(list_name: str, field: str, kind: str, describe: Callable[[Any],
             # The engine does not say when an item began: the time of the event that created it does.
             values[created_at] = event.time or datetime.now(timezone.utc)
         _merge_item(case, list_name, values, order)
-        return history_entry(event, kind, describe(item_model))
+        entry = history_entry(event, kind, describe(item_model))
+        # Which item the entry is about, so live consumers (notifications) need not parse the summary.
+        entry["details"] = {f"{field}Id": values["id"]}
+        return entry
 
     return apply
 
