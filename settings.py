@@ -47,6 +47,8 @@ class Settings:
     response_cache_seconds: float = 30.0
     # How often each instance's outbox relay looks for messages and staged effects nobody sent.
     outbox_relay_seconds: float = 1.0
+    # How long a requested incident retry waits for the engine's answer before it shows TIMED_OUT.
+    incident_retry_timeout_seconds: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +82,8 @@ class Settings:
             allow_embedded=_flag(env.get("ALLOW_EMBEDDED"), default=False),
             response_cache_seconds=float(env.get("RESPONSE_CACHE_SECONDS", cls.response_cache_seconds)),
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
+            incident_retry_timeout_seconds=float(
+                env.get("INCIDENT_RETRY_TIMEOUT_SECONDS", cls.incident_retry_timeout_seconds)),
             ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 

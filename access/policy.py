@@ -112,6 +112,8 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     "Mutation.unclaimTask": CASE_READERS,
     "Mutation.assignTask": TASK_MANAGER_ROLES,
     "Mutation.completeTask": CASE_READERS,
+    # The verified retry of an incident (CONTRACT §5): the back office that runs the processes, and managers.
+    "Mutation.retryIncident": frozenset({"back-office", "team-manager"}),
     # Negotiated terms: which case is a row rule (the case must be visible); rules in resolvers/terms.py.
     "Mutation.recordNegotiatedTerms": TERMS_NEGOTIATORS,
     "Mutation.approveNegotiatedTerms": TERMS_APPROVERS,

@@ -15,6 +15,7 @@ from typing import Any
 
 from consumers.cloudevents import CaseEvent, to_millisecond
 from consumers import event_types as ev
+from consumers import incident_retry as retry
 from consumers.lifecycle import reopened
 from consumers.stamps import Order, history_entry, merge_stamped
 
@@ -124,6 +125,63 @@ def _item_event(list_name: str, field: str, kind: str, describe: Callable[[Any],
     return apply
 
 
+def _newer_state(item: dict[str, Any] | None, order: Order) -> bool:
+    return item is None or order > (item.get("stamps", {}).get("state") or [])
+
+
+def _incident_raised(case: dict[str, Any], event: CaseEvent, data: ev.IncidentRaised, order: Order) -> dict[str, Any]:
+    """A raise of a known incident is the engine saying the cause is still there: one more failed attempt, and
+    if a retry was pending (or timed out waiting), it failed."""
+    known = retry.find_incident(case, data.incident.id)
+    # Only a raise gives an incident its kind (a resolution seen first does not); cases stored before attempts
+    # were counted have had one.
+    raised_before = known is not None and "kind" in known
+    again = raised_before and _newer_state(known, order)
+    attempts = (known or {}).get("attempts") or (1 if raised_before else 0)
+    item = _merge_item(case, "incidents", {"state": retry.OPEN, **_dump(data.incident)}, order)
+    item["attempts"] = attempts + 1
+    item.setdefault("retries", 0)
+    item.setdefault("retryState", retry.NONE)
+    if again and item["retryState"] == retry.PENDING_RETRY:
+        item["retryState"] = retry.FAILED_AGAIN
+    summary = (f"Incident raised again (attempt {item['attempts']}): {data.incident.message}" if again
+               else f"Incident: {data.incident.message}")
+    entry = history_entry(event, "INCIDENT_RAISED", summary)
+    entry["details"] = {"incidentId": data.incident.id}
+    return entry
+
+
+def _incident_resolved(case: dict[str, Any], event: CaseEvent, data: ev.IncidentResolved,
+                       order: Order) -> dict[str, Any]:
+    newer = _newer_state(retry.find_incident(case, data.incident.id), order)
+    item = _merge_item(case, "incidents", {"state": "RESOLVED", **_dump(data.incident, partial=True)}, order)
+    if newer and item.get("retryState") not in (None, retry.NONE):
+        # Only the engine's word makes a retry a success: this is that word.
+        item["retryState"] = retry.RESOLVED
+    entry = history_entry(event, "INCIDENT_RESOLVED", f"Incident resolved: {data.incident.id}")
+    entry["details"] = {"incidentId": data.incident.id}
+    return entry
+
+
+def _retry_requested(case: dict[str, Any], event: CaseEvent, data: ev.IncidentRetryRequested,
+                     order: Order) -> dict[str, Any]:
+    # Retry bookkeeping follows the order of application, not order stamps: the request and the engine's answer
+    # are cause and effect, and the repository's clock must not be ordered against a producer's sequence.
+    item = retry.find_incident(case, data.incident.id)
+    assert item is not None, "the pipeline refuses a retry of an unknown incident"
+    item["retryState"] = retry.PENDING_RETRY
+    item["lastRetryBy"] = data.requestedBy.name
+    item["lastRetryAt"] = event.time
+    item["retries"] = item.get("retries", 0) + 1
+    entry = history_entry(
+        event, "INCIDENT_RETRY_REQUESTED",
+        f"Retry requested: {data.incident.id} (attempt {data.attempt}) by {data.requestedBy.name}")
+    entry["actor"] = {"type": "USER", "id": data.requestedBy.id, "name": data.requestedBy.name}
+    entry["channel"] = data.channel
+    entry["details"] = {"incidentId": data.incident.id, "attempt": data.attempt}
+    return entry
+
+
 def _closed(case: dict[str, Any], event: CaseEvent, data: ev.CaseClosed, order: Order) -> dict[str, Any]:
     merge_stamped(case, {"status": "CLOSED", "outcome": data.outcome.value, "closedAt": data.at}, order)
     return history_entry(event, "CASE_CLOSED", f"Case closed: {data.outcome.value}", at=data.at)
@@ -145,11 +203,9 @@ REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
     "case.task_completed": _item_event(
         "tasks", "task", "TASK_COMPLETED", lambda t: f"Task completed: {t.id}",
         defaults={"state": "COMPLETED"}, partial=True),
-    "case.incident_raised": _item_event(
-        "incidents", "incident", "INCIDENT_RAISED", lambda i: f"Incident: {i.message}", defaults={"state": "OPEN"}),
-    "case.incident_resolved": _item_event(
-        "incidents", "incident", "INCIDENT_RESOLVED", lambda i: f"Incident resolved: {i.id}",
-        defaults={"state": "RESOLVED"}, partial=True),
+    "case.incident_raised": _incident_raised,
+    "case.incident_resolved": _incident_resolved,
+    retry.RETRY_REQUESTED: _retry_requested,
     "case.closed": _closed,
     "case.reopened": reopened,
     "case.consent_requested": _item_event(

@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from consumers.event_types import DATA_MODELS, Data
+from consumers.event_types import DATA_MODELS, INTERNAL_DATA_MODELS, Data
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+# The `source` of every CloudEvent the repository writes (its own events, state changes, commands).
+SOURCE = "case-repository"
 _REQUIRED = ("specversion", "id", "source", "type", "subject")
 MAX_SEQUENCE_DIGITS = 18
 
@@ -84,8 +86,9 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_envelope(envelope: Mapping[str, Any]) -> CaseEvent:
-    """Validate a structured CloudEvent (already decoded from JSON)."""
+def parse_envelope(envelope: Mapping[str, Any], *, internal: bool = False) -> CaseEvent:
+    """Validate a structured CloudEvent (already decoded from JSON). `internal`: also the repository's own event
+    types (read back from its journal); producers' events never are."""
     if not isinstance(envelope, Mapping):
         raise InvalidEvent("event: a CloudEvent must be a JSON object")
     event_id = envelope.get("id") if isinstance(envelope.get("id"), str) else None
@@ -98,7 +101,7 @@ def parse_envelope(envelope: Mapping[str, Any]) -> CaseEvent:
     content_type = envelope.get("datacontenttype")
     if content_type not in (None, "application/json"):
         raise InvalidEvent(f"datacontenttype: must be application/json, got {content_type!r}", event_id)
-    model = DATA_MODELS.get(envelope["type"])
+    model = DATA_MODELS.get(envelope["type"]) or (INTERNAL_DATA_MODELS.get(envelope["type"]) if internal else None)
     if model is None:
         raise InvalidEvent(f"type: unknown event type {envelope['type']!r}", event_id)
     try:

@@ -280,6 +280,22 @@ class OfferPresented(Data):
     offer: Offer
 
 
+class IncidentReference(Data):
+    id: str = NonEmpty
+
+
+class Requester(Data):
+    id: str = NonEmpty
+    name: str = NonEmpty
+
+
+class IncidentRetryRequested(Data):
+    incident: IncidentReference
+    requestedBy: Requester
+    channel: str | None = None
+    attempt: int = Field(gt=0)
+
+
 DATA_MODELS: dict[str, type[Data]] = {
     "case.created": CaseCreated,
     "case.updated": CaseUpdated,
@@ -297,4 +313,10 @@ DATA_MODELS: dict[str, type[Data]] = {
     "case.consent_requested": ConsentRequested,
     "case.offer_presented": OfferPresented,
     "case.offer_updated": OfferPresented,
+}
+
+# Events the repository writes itself (an employee's act on a case, journaled like any other so a case rebuilt
+# as of a moment shows it). Never accepted from producers: a forged retry request would send a command.
+INTERNAL_DATA_MODELS: dict[str, type[Data]] = {
+    "case.incident_retry_requested": IncidentRetryRequested,
 }

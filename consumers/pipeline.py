@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from consumers import lifecycle
+from consumers import incident_retry, lifecycle
 from consumers.apply import apply_event, new_case
 from consumers.changes import field_changes
 from consumers.cloudevents import CaseEvent, parse_envelope
@@ -42,6 +42,9 @@ EVENTS_INGESTED = Counter(
 MAX_ATTEMPTS = 10
 RETRY_BACKOFF_SECONDS = 0.002
 UPDATES = "updates"
+COMMANDS = "commands"
+# The repository's own events that ask another system to act: the command is staged with the event's write.
+_COMMANDS = {incident_retry.RETRY_REQUESTED: incident_retry.command}
 
 
 class IngestStatus(str, Enum):
@@ -209,7 +212,8 @@ class EventPipeline:
                 reason = f"case {case_id} already exists; case.created cannot be applied twice"
                 batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
-            if state is not None and (reason := lifecycle.refusal(state, event)) is not None:
+            if state is not None and (reason := lifecycle.refusal(state, event)
+                                      or incident_retry.refusal(state, event)) is not None:
                 batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
             if state is None:
@@ -234,6 +238,9 @@ class EventPipeline:
         for event, entry in zip(applied, entries, strict=True):
             journal = {**_journal_record(event), "time": event.time, "sealed": self._events.sealed(event.envelope)}
             effects.append(event_effect(journal, {**entry, "_id": event.id, "caseId": case_id}))
+            if (command := _COMMANDS.get(event.type)) is not None:
+                request = command(event, state)
+                effects.append(Message(id=request["id"], topic=COMMANDS, key=case_id, event=request).staged())
         visibility = _visibility(state)
         for task in tasks:
             if task.get("stamps") != previous_tasks.get(task["id"]):

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 
 from consumers.apply import public_state
+from consumers.cloudevents import SOURCE
 
-SOURCE = "case-repository"
 _CASE_TIMES = ("createdAt", "updatedAt", "closedAt")
-_ITEM_TIMES = {"historyAdded": ("at",), "incidents": ("at",), "tasks": ("dueAt",), "offers": ("validUntil",)}
+_ITEM_TIMES = {"historyAdded": ("at",), "incidents": ("at", "lastRetryAt"), "tasks": ("dueAt",), "offers": ("validUntil",)}
 # Kafka's default message limit is 1 MiB: the state plus this many bytes of entries stays well below it.
 ENTRIES_BUDGET_BYTES = 256 * 1024
 _ENTRY_FIELDS = ("id", "kind", "actor", "channel", "at", "summary", "details")

@@ -24,9 +24,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from auth.principal import Principal, PrincipalKind
+from auth.principal import Principal
 from context import Context
-from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
+from resolvers.employees import employee
+from errors import BadInput, Conflict, Forbidden, NotFound
 
 MAX_TEXT_LENGTH = 4_000
 # Lost races an edit re-reads the note for before giving up with CONFLICT.
@@ -45,14 +46,6 @@ def valid_text(text: str) -> str:
         raise BadInput(f"text: 1 to {MAX_TEXT_LENGTH} characters")
     return trimmed
 
-
-def _employee(context: Context) -> Principal:
-    principal = context.principal
-    if principal is None:
-        raise Unauthenticated("sign in to write notes")
-    if principal.kind is not PrincipalKind.EMPLOYEE:
-        raise Forbidden("notes are written by employees")
-    return principal
 
 
 async def _subject_of(context: Context, case_id: str | None, customer_id: str | None) -> tuple[str | None, str]:
@@ -86,7 +79,7 @@ def _changed(context: Context, row: dict[str, Any]) -> None:
 
 
 async def add_note(context: Context, case_id: str | None, customer_id: str | None, text: str) -> dict[str, Any]:
-    principal = _employee(context)
+    principal = employee(context, "write notes")
     if (case_id is None) == (customer_id is None):
         raise BadInput("name exactly one of caseId and customerId")
     body = valid_text(text)
@@ -124,7 +117,7 @@ async def _own_note(context: Context, principal: Principal, note_id: str) -> dic
 
 
 async def edit_note(context: Context, note_id: str, text: str) -> dict[str, Any]:
-    principal = _employee(context)
+    principal = employee(context, "write notes")
     body = valid_text(text)
     for _attempt in range(MAX_ATTEMPTS):
         row = await _own_note(context, principal, note_id)
@@ -139,7 +132,7 @@ async def edit_note(context: Context, note_id: str, text: str) -> dict[str, Any]
 
 
 async def delete_note(context: Context, note_id: str) -> bool:
-    principal = _employee(context)
+    principal = employee(context, "write notes")
     for _attempt in range(MAX_ATTEMPTS):
         row = await _own_note(context, principal, note_id)
         if await context.services.notes.mark_deleted(row, _now(), principal.subject):

@@ -21,10 +21,10 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from auth.principal import Principal, PrincipalKind
 from consumers.publication import SOURCE
 from context import Context
-from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
+from resolvers.employees import employee
+from errors import BadInput, Conflict, NotFound
 from resolvers.cases import get_case
 from resolvers.installments import monthly_installment
 from stores.outbox import Message
@@ -97,7 +97,7 @@ async def customer_terms(context: Context, customer_id: str) -> list[dict[str, A
 
 
 async def record_terms(context: Context, case_id: str, proposal: TermsProposal) -> dict[str, Any]:
-    principal = _employee(context)
+    principal = employee(context, "negotiate and approve terms")
     case = await get_case(context, case_id)
     if case is None:
         raise NotFound(f"case {case_id} not found")
@@ -120,7 +120,7 @@ async def record_terms(context: Context, case_id: str, proposal: TermsProposal) 
 
 
 async def approve_terms(context: Context, case_id: str) -> dict[str, Any]:
-    principal = _employee(context)
+    principal = employee(context, "negotiate and approve terms")
     if await get_case(context, case_id) is None:
         raise NotFound(f"case {case_id} not found")
     terms = context.services.terms
@@ -165,11 +165,3 @@ def _audited(context: Context, case_id: str, customer_id: str | None, changes: l
     context.audit.changes.extend({"caseId": case_id, "field": f"negotiatedTerms.{name}", "old": old, "new": new}
                                  for name, old, new in changes)
 
-
-def _employee(context: Context) -> Principal:
-    principal = context.principal
-    if principal is None:
-        raise Unauthenticated("sign in to negotiate terms")
-    if principal.kind is not PrincipalKind.EMPLOYEE:
-        raise Forbidden("terms are negotiated and approved by employees")
-    return principal

@@ -16,6 +16,7 @@ from schema.cases import Case, CaseQueries, Participant
 from schema.customers import Customer, CustomerQueries
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
+from schema.incidents import IncidentMutations
 from schema.limits import QueryLimits, limit_extensions
 from schema.notes import NoteMutations
 from schema.principal import PrincipalQueries
@@ -27,7 +28,7 @@ from schema.terms import TermsMutations, TermsQueries
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
 Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, TermsQueries, AuditQueries))
-Mutation = merge_types("Mutation", (EventMutations, TaskMutations, TermsMutations, NoteMutations))
+Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutations, TermsMutations, NoteMutations))
 
 
 class ParserCacheWithErrors(ParserCache):

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers import cases as case_rules
+from resolvers import incidents as incident_rules
 from resolvers import terms as terms_rules
 from resolvers.notes import case_notes
 from schema.connections import Connection, connection_from_page
@@ -96,12 +97,32 @@ class Document:
 @strawberry.type
 class Incident:
     id: strawberry.ID
+    case_id: strawberry.ID
     kind: str
     message: str | None
     service: str | None
     retryable: bool | None
     at: datetime | None
     state: str
+    attempts: int = strawberry.field(description="Failures the engine reported: the first raise is attempt 1.")
+    last_retry_by: str | None = strawberry.field(description="Username of whoever last asked for a retry.")
+    last_retry_at: datetime | None
+    stored: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(description="NONE, PENDING_RETRY, RESOLVED (the engine said so), FAILED_AGAIN (the engine "
+                                  "raised it again) or TIMED_OUT (no answer within INCIDENT_RETRY_TIMEOUT_SECONDS).")
+    def retry_state(self, info: Info) -> str:
+        return incident_rules.retry_state(info.context, self.stored)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], case_id: str) -> Incident:
+        return cls(
+            id=doc["id"], case_id=case_id, kind=doc.get("kind") or "", message=doc.get("message"),
+            service=doc.get("service"), retryable=doc.get("retryable"), at=doc.get("at"), state=doc["state"],
+            # Incidents stored before attempts were counted had been raised once.
+            attempts=doc.get("attempts") or (1 if doc.get("kind") else 0),
+            last_retry_by=doc.get("lastRetryBy"), last_retry_at=doc.get("lastRetryAt"), stored=doc,
+        )
 
 
 @strawberry.type
@@ -158,7 +179,6 @@ def _fields(*names: str) -> tuple[tuple[str, str], ...]:
 
 
 _DOCUMENT = _fields("id", "name", "kind", "status", "participant_id", "url", "required")
-_INCIDENT = _fields("id", "kind", "message", "service", "retryable", "at", "state")
 _PROCESS = _fields("engine", "definition_key", "instance_id", "bpmn_url")
 _FORM = _fields("id", "key", "name", "url", "status")
 _CONSENT = _fields("id", "participant_id", "kind", "text", "required", "state")
@@ -227,7 +247,7 @@ class Case:
 
     @strawberry.field
     def incidents(self) -> list[Incident]:
-        return _items(Incident, self.doc.get("incidents", []), _INCIDENT)
+        return [Incident.from_doc(incident, self.id) for incident in self.doc.get("incidents", [])]
 
     @strawberry.field
     def processes(self) -> list[Process]:

@@ -35,6 +35,7 @@ INDEXES = [
     IndexModel([("customer.peselIndex", ASCENDING)], name="customer_pesel_index"),
     IndexModel([("branch", ASCENDING), ("updatedAt", DESCENDING)], name="branch_updated"),
     IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
+    IndexModel([("incidents.id", ASCENDING)], name="incident_id"),
 ]
 
 # Bookkeeping that the API never needs: left in the store, not shipped on every read.
@@ -83,6 +84,11 @@ class CaseStore:
     async def get(self, case_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
         docs = await self._read(within_scope({"_id": case_id}, scope))
         return docs[0] if docs else None
+
+    async def with_incident(self, incident_id: str, *, scope: CaseScope) -> list[dict[str, Any]]:
+        """The cases in the caller's scope that hold an incident of this id (engines' ids are unique; more than one
+        is the caller's to tell apart)."""
+        return await self._read(within_scope({"incidents.id": incident_id}, scope), limit=2)
 
     async def get_many(self, case_ids: Iterable[str], *, scope: CaseScope) -> dict[str, dict[str, Any]]:
         """Cases by id, with their tasks, in one round trip; missing ids are absent from the result."""

@@ -27,7 +27,7 @@ from context import Services
 from settings import DEV_AUTH_SECRET, Settings
 from stores.database import Database
 from tests.factories import (
-    BASE_TIME, bearer, case_created_data, created, envelope, publish_input, status_changed, task_created, token,
+    BASE_TIME, bearer, case_created_data, created, envelope, incident_raised, publish_input, status_changed, task_created, token,
 )
 from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
@@ -276,6 +276,7 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Mutation.unclaimTask": ('mutation { unclaimTask(taskId: "T-1") { id assignee } }', {}),
     "Mutation.assignTask": ('mutation { assignTask(taskId: "T-1", assignee: "test.operator") { id assignee } }', {}),
     "Mutation.completeTask": ('mutation { completeTask(taskId: "T-1", input: {}) { id state } }', {}),
+    "Mutation.retryIncident": ('mutation { retryIncident(incidentId: "I-1") { id retryState } }', {}),
     # CASE-1 is seeded with negotiated terms (version 1, not approved), so a team manager may approve them.
     "Mutation.recordNegotiatedTerms": (
         'mutation { recordNegotiatedTerms(caseId: "CASE-1", input: {rate: "6.85", margin: "2.05", marginMin: "1.80", '
@@ -360,7 +361,8 @@ async def call(client: TestClient, key: str, headers: dict[str, str]) -> tuple[d
 
 async def seeded(services: Services) -> None:
     await services.pipeline.ingest([created(CASE_ID, data=EVENT),
-                                    task_created(CASE_ID, "T-1", assignee="test.operator", state="ASSIGNED")])
+                                    task_created(CASE_ID, "T-1", assignee="test.operator", state="ASSIGNED"),
+                                    incident_raised(CASE_ID, "I-1")])
     await services.terms.record(CASE_ID, {"caseType": "MORTGAGE", "branch": "KRK-01", "restricted": False,
                                           "customerId": "CUST-1"}, SEEDED_TERMS, 0)
     await services.notes.add({"_id": "N-1", "caseId": CASE_ID, "customerId": EVENT["customer"]["id"],
