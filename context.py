@@ -18,6 +18,7 @@ from consumers.staging import Staging
 from consumers.updates import UpdatesBus
 from settings import Settings
 from stores.audit import AuditStore
+from stores.case_criteria import Person
 from stores.case_scope import CaseScope
 from stores.cases import CaseStore
 from stores.events import EventStore
@@ -62,7 +63,7 @@ class Loaders:
             lambda ids: _in_order(cases.get_many(ids, scope=scope), ids))
         self.customer: DataLoader[str, dict[str, Any] | None] = DataLoader(
             lambda ids: _in_order(cases.latest_customer_snapshots(ids, scope=scope), ids))
-        self.customer_summary: DataLoader[str, dict[str, Any]] = DataLoader(
+        self.customer_summary: DataLoader[Person, dict[str, Any]] = DataLoader(
             lambda ids: _in_order(cases.customer_summaries(ids, scope=scope), ids))
         tasks = services.tasks
         self.task: DataLoader[str, dict[str, Any] | None] = DataLoader(

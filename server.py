@@ -31,7 +31,7 @@ from stores.database import Database, connect
 from stores.dead_letters import DeadLetterStore
 from stores.events import EventStore
 from stores.history import HistoryStore
-from stores.migrations import move_embedded_history
+from stores.migrations import index_participant_pesels, move_embedded_history
 from stores.notes import NoteStore
 from stores.outbox import OutboxStore
 from stores.protection import FieldCipher, KeyRing
@@ -95,6 +95,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
             await store.ensure_indexes()
         await services.terms.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
+        await index_participant_pesels(database, services.cipher)
         await services.verifier.start()
         if kafka is not None:
             await kafka.start(services.pipeline, services.dead_letters, services.bus)

@@ -1,10 +1,14 @@
-"""The customer 360: who they are, their cases, a summary and a timeline across all their cases."""
+"""The customer 360: who they are, their cases, a summary and a timeline across all their cases.
+
+"Their cases" are the cases they are the customer of and the cases where they take part as a participant
+(co-applicant, co-borrower, guarantor), recognised by their PESEL's blind index (stores/case_criteria.Person)."""
 from __future__ import annotations
 
 from typing import Any
 
 from context import Context
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from stores.case_criteria import Person
 
 
 async def get_customer(context: Context, customer_id: str) -> dict[str, Any] | None:
@@ -22,16 +26,23 @@ async def find_customer_by_pesel(context: Context, pesel: str) -> dict[str, Any]
     return await get_customer(context, customer_id) if customer_id else None
 
 
-async def customer_summary(context: Context, customer_id: str) -> dict[str, Any]:
-    return await context.loaders.customer_summary.load(customer_id)
+async def customer_summary(context: Context, person: Person) -> dict[str, Any]:
+    return await context.loaders.customer_summary.load(person)
+
+
+async def customer_offers(context: Context, person: Person) -> list[tuple[str, dict[str, Any]]]:
+    """(case id, offer) for every offer of the person's visible cases, the most recently changed case first."""
+    cases = await context.services.cases.offers_of(person, scope=context.scope)
+    context.audit.case_ids.update(case["_id"] for case in cases)
+    return [(case["_id"], offer) for case in cases for offer in case["offers"]]
 
 
 async def customer_timeline(
-    context: Context, customer_id: str, first: int | None, after: str | None,
+    context: Context, person: Person, first: int | None, after: str | None,
 ) -> Page[dict[str, Any]]:
     size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
     keyset = decode_cursor(after) if after else None
-    case_ids = await context.services.cases.visible_ids(customer_id, scope=context.scope)
+    case_ids = await context.services.cases.visible_ids(person, scope=context.scope)
     if not case_ids:
         return Page(items=[], cursors=[], has_next=False, total=0)
     entries, has_next = await context.services.history.page(case_ids, size, keyset)

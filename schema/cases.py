@@ -155,6 +155,7 @@ class Consent:
 @strawberry.type
 class Offer:
     id: strawberry.ID
+    case_id: strawberry.ID
     product_code: str | None
     name: str | None
     amount: Decimal | None
@@ -163,6 +164,10 @@ class Offer:
     term_months: int | None
     valid_until: datetime | None
     status: str | None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], case_id: str) -> Offer:
+        return cls(case_id=case_id, **{name: doc.get(stored) for name, stored in _OFFER})
 
 
 def _items(cls: type, docs: list[dict[str, Any]], names: tuple[str, ...]) -> list[Any]:
@@ -263,7 +268,7 @@ class Case:
 
     @strawberry.field
     def offers(self) -> list[Offer]:
-        return _items(Offer, self.doc.get("offers", []), _OFFER)
+        return [Offer.from_doc(offer, self.id) for offer in self.doc.get("offers", [])]
 
     @strawberry.field(description="The current negotiated terms with every version (roles: access/policy.py).")
     async def negotiated_terms(self, info: Info) -> NegotiatedTerms | None:

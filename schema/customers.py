@@ -11,11 +11,11 @@ from resolvers import cases as case_rules
 from resolvers import customers as customer_rules
 from resolvers import terms as terms_rules
 from resolvers.notes import customer_notes
-from schema.cases import Case, CaseFilter, CaseOrderInput, HistoryEntry, cases_connection
+from schema.cases import Case, CaseFilter, CaseOrderInput, HistoryEntry, Offer, cases_connection
 from schema.connections import Connection, connection_from_page
 from schema.notes import Note
 from schema.terms import NegotiatedTerms
-from stores.case_criteria import CaseCriteria
+from stores.case_criteria import CaseCriteria, Person
 
 
 @strawberry.type
@@ -81,23 +81,35 @@ class Customer:
         doc = await customer_rules.get_customer(info.context, id)
         return cls.from_doc(doc) if doc else None
 
-    @strawberry.field(description="The customer's cases; `filter` narrows them further.")
+    @property
+    def person(self) -> Person:
+        """Whose cases the 360 follows: this customer's, and those where a participant has their PESEL."""
+        return Person(self.id, self.described_as.get("peselIndex"))
+
+    @strawberry.field(description="The customer's cases, including those where they are a participant (a "
+                                  "co-applicant, by their PESEL); `filter` narrows them further.")
     async def cases(
         self, info: Info, filter: CaseFilter | None = None, order_by: CaseOrderInput | None = None,
         first: int | None = None, after: str | None = None,
     ) -> Connection[Case]:
-        own = CaseCriteria(customer_id=self.id)
-        criteria = CaseCriteria(all_of=[own, filter.to_criteria()]) if filter else own
+        theirs = CaseCriteria(person=self.person)
+        criteria = CaseCriteria(all_of=[theirs, filter.to_criteria()]) if filter else theirs
         return await cases_connection(info, criteria, order_by, first, after)
 
-    @strawberry.field
+    @strawberry.field(description="Counts over the same cases as `cases`.")
     async def summary(self, info: Info) -> CustomerSummary:
-        return CustomerSummary.from_doc(await customer_rules.customer_summary(info.context, self.id))
+        return CustomerSummary.from_doc(await customer_rules.customer_summary(info.context, self.person))
 
-    @strawberry.field(description="Actions of all the customer's cases, newest first.")
+    @strawberry.field(description="Actions of all the customer's cases (as `cases`), newest first.")
     async def timeline(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[TimelineEntry]:
-        page = await customer_rules.customer_timeline(info.context, self.id, first, after)
+        page = await customer_rules.customer_timeline(info.context, self.person, first, after)
         return connection_from_page(page, TimelineEntry.from_doc)
+
+    @strawberry.field(description="The offers of all the customer's cases (as `cases`), the most recently changed "
+                                  "case first.")
+    async def offers(self, info: Info) -> list[Offer]:
+        return [Offer.from_doc(offer, case_id) for case_id, offer in
+                await customer_rules.customer_offers(info.context, self.person)]
 
     @strawberry.field(description="The negotiated terms of the customer's visible cases, by case id.")
     async def negotiated_terms(self, info: Info) -> list[NegotiatedTerms]:

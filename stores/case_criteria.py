@@ -17,8 +17,30 @@ ORDER_FIELDS = {
 
 
 @dataclass(frozen=True)
+class Person:
+    """A customer as the 360 view follows them: the cases they are the customer of, and the cases where a
+    participant has their PESEL (a co-applicant, a guarantor), found by its blind index, never by plaintext."""
+
+    customer_id: str
+    pesel_index: str | None = None
+
+    def filter(self) -> dict[str, Any]:
+        own = {"customerId": self.customer_id}
+        if self.pesel_index is None:
+            return own
+        return {"$or": [own, {"participants.peselIndex": self.pesel_index}]}
+
+    def takes_part_in(self, case: dict[str, Any]) -> bool:
+        """Whether `case` (with `customerId` and its participants' `peselIndex`) is one of this person's cases."""
+        return case.get("customerId") == self.customer_id or (
+            self.pesel_index is not None
+            and any(p.get("peselIndex") == self.pesel_index for p in case.get("participants") or ()))
+
+
+@dataclass(frozen=True)
 class CaseCriteria:
     customer_id: str | None = None
+    person: Person | None = None
     case_type: list[str] | None = None
     status: list[str] | None = None
     stage: list[str] | None = None
@@ -56,6 +78,8 @@ def criteria_filter(criteria: CaseCriteria | None) -> dict[str, Any]:
     clauses: list[dict[str, Any]] = []
     if criteria.customer_id is not None:
         clauses.append({"customerId": criteria.customer_id})
+    if criteria.person is not None:
+        clauses.append(criteria.person.filter())
     for stored, values in (("caseType", criteria.case_type), ("status", criteria.status),
                            ("stage", criteria.stage), ("channel", criteria.channel)):
         if values is not None:

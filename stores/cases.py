@@ -16,8 +16,9 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from stores.case_criteria import ORDER_FIELDS, CaseCriteria, CaseOrder, after_filter, criteria_filter, sort_spec
-from stores.case_scope import CaseScope, within_scope
+from stores.case_criteria import (ORDER_FIELDS, CaseCriteria, CaseOrder, Person, after_filter, criteria_filter,
+                                  sort_spec)
+from stores.case_scope import CaseScope, combined, within_scope
 from stores.database import DUPLICATE_KEY, Database
 from stores.protection import FieldCipher, seal_case
 from stores.tasks import COLLECTION as TASKS, in_list_order
@@ -33,6 +34,7 @@ INDEXES = [
     IndexModel([("hasOpenIncident", ASCENDING), ("updatedAt", DESCENDING)], name="open_incident"),
     IndexModel([("isOpen", ASCENDING), ("updatedAt", DESCENDING)], name="open_updated"),
     IndexModel([("customer.peselIndex", ASCENDING)], name="customer_pesel_index"),
+    IndexModel([("participants.peselIndex", ASCENDING)], name="participant_pesel_index"),
     IndexModel([("branch", ASCENDING), ("updatedAt", DESCENDING)], name="branch_updated"),
     IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
     IndexModel([("incidents.id", ASCENDING)], name="incident_id"),
@@ -164,30 +166,28 @@ class CaseStore:
     async def count(self, criteria: CaseCriteria | None, *, scope: CaseScope) -> int:
         return await self._cases.count_documents(within_scope(criteria_filter(criteria), scope))
 
-    async def customer_summaries(self, customer_ids: Sequence[str], *, scope: CaseScope) -> dict[str, dict[str, Any]]:
-        """Per customer: counts by status, channel, product and open/closed, and last contact."""
-        pipeline = [
-            {"$match": within_scope({"customerId": {"$in": list(customer_ids)}}, scope)},
-            {"$facet": {
-                "byStatus": [{"$group": {"_id": {"c": "$customerId", "k": "$status"}, "n": {"$sum": 1}}}],
-                "byChannel": [{"$group": {"_id": {"c": "$customerId", "k": "$channel"}, "n": {"$sum": 1}}}],
-                "byProduct": [{"$group": {"_id": {"c": "$customerId", "k": "$product.code"}, "n": {"$sum": 1}}}],
-                "byOpen": [{"$group": {"_id": {"c": "$customerId", "k": "$isOpen"}, "n": {"$sum": 1}}}],
-                "last": [{"$group": {"_id": {"c": "$customerId", "k": None}, "at": {"$max": "$updatedAt"}}}],
-            }},
-        ]
-        facets = (await self._cases.aggregate(pipeline).to_list(None))[0]
-        summaries: dict[str, dict[str, Any]] = {
-            cid: {"byStatus": {}, "byChannel": {}, "byProduct": {}, "open": 0, "closed": 0, "lastContactAt": None}
-            for cid in customer_ids
-        }
-        for facet in ("byStatus", "byChannel", "byProduct"):
-            for row in facets[facet]:
-                summaries[row["_id"]["c"]][facet][row["_id"]["k"]] = row["n"]
-        for row in facets["byOpen"]:
-            summaries[row["_id"]["c"]]["open" if row["_id"]["k"] else "closed"] = row["n"]
-        for row in facets["last"]:
-            summaries[row["_id"]["c"]]["lastContactAt"] = row["at"]
+    async def customer_summaries(self, persons: Sequence[Person], *, scope: CaseScope) -> dict[Person, dict[str, Any]]:
+        """Per person: counts of their cases by status, channel, product and open/closed, and last contact.
+
+        Counted here rather than grouped in the store: a joint case counts for each of its people, once."""
+        docs = await self._cases.find(
+            within_scope(_any_person(persons), scope),
+            {"customerId": 1, "participants.peselIndex": 1, "status": 1, "channel": 1, "product.code": 1,
+             "isOpen": 1, "updatedAt": 1},
+        ).to_list(None)
+        summaries: dict[Person, dict[str, Any]] = {}
+        for person in persons:
+            summary: dict[str, Any] = {"byStatus": {}, "byChannel": {}, "byProduct": {}, "open": 0, "closed": 0,
+                                       "lastContactAt": None}
+            for doc in filter(person.takes_part_in, docs):
+                for facet, value in (("byStatus", doc.get("status")), ("byChannel", doc.get("channel")),
+                                     ("byProduct", (doc.get("product") or {}).get("code"))):
+                    summary[facet][value] = summary[facet].get(value, 0) + 1
+                summary["open" if doc.get("isOpen") else "closed"] += 1
+                if doc.get("updatedAt") and (summary["lastContactAt"] is None
+                                             or doc["updatedAt"] > summary["lastContactAt"]):
+                    summary["lastContactAt"] = doc["updatedAt"]
+            summaries[person] = summary
         return summaries
 
     async def latest_customer_snapshots(
@@ -209,10 +209,22 @@ class CaseStore:
             within_scope({"customer.peselIndex": pesel_index}, scope), {"customerId": 1})
         return doc["customerId"] if doc else None
 
-    async def visible_ids(self, customer_id: str, *, scope: CaseScope) -> list[str]:
-        """The ids of the customer's cases that the caller may see."""
-        docs = await self._cases.find(within_scope({"customerId": customer_id}, scope), {"_id": 1}).to_list(None)
+    async def visible_ids(self, person: Person, *, scope: CaseScope) -> list[str]:
+        """The ids of the person's cases that the caller may see."""
+        docs = await self._cases.find(within_scope(person.filter(), scope), {"_id": 1}).to_list(None)
         return [doc["_id"] for doc in docs]
+
+    async def offers_of(self, person: Person, *, scope: CaseScope) -> list[dict[str, Any]]:
+        """The person's visible cases that carry offers, with only their id and offers, newest change first."""
+        return await self._cases.find(
+            within_scope(combined([person.filter(), {"offers.0": {"$exists": True}}]), scope), {"offers": 1},
+        ).sort([("updatedAt", DESCENDING), ("_id", DESCENDING)]).to_list(None)
+
+
+def _any_person(persons: Sequence[Person]) -> dict[str, Any]:
+    indexes = sorted({p.pesel_index for p in persons if p.pesel_index is not None})
+    own = {"customerId": {"$in": sorted({p.customer_id for p in persons})}}
+    return {"$or": [own, {"participants.peselIndex": {"$in": indexes}}]} if indexes else own
 
 
 def order_value(case: dict[str, Any], order: CaseOrder) -> Any:

@@ -1,6 +1,7 @@
-"""Startup migration: case documents written before history and tasks had rows of their own.
+"""Startup migrations: case documents written before history and tasks had rows of their own, and before
+participants' PESELs had a blind index.
 
-Such a document embeds `history`, `tasks` and `eventIds`. Each one is moved out — history rows, task rows and
+A document of the first kind embeds `history`, `tasks` and `eventIds`. Each one is moved out — history rows, task rows and
 journal records first (idempotent inserts), then the document loses the embedded lists in one conditional
 update — so a crash half-way only repeats the move on the next start. A document is migrated as a whole or
 not at all.
@@ -17,6 +18,7 @@ from stores.cases import COLLECTION as CASES
 from stores.database import DUPLICATE_KEY, Database
 from stores.events import APPLIED, COLLECTION as EVENTS
 from stores.history import HistoryStore
+from stores.protection import FieldCipher, open_participant_field
 from stores.tasks import VISIBILITY_FIELDS, TaskChange, TaskStore
 
 log = logging.getLogger(__name__)
@@ -62,3 +64,24 @@ async def _move(doc: dict[str, Any], history: HistoryStore, tasks: TaskStore, jo
     except BulkWriteError as error:
         if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
             raise
+
+
+async def index_participant_pesels(db: Database, cipher: FieldCipher) -> int:
+    """Give every participant's PESEL its blind index (written since co-applicants reach their customer 360), for
+    cases sealed before; returns the cases updated. Conditional on the version, so a case rewritten meanwhile
+    (and indexed by that write) is left alone."""
+    cases = db.collection(CASES)
+    updated = 0
+    query = {"participants": {"$elemMatch": {"pesel": {"$ne": None}, "peselIndex": {"$exists": False}}}}
+    async for doc in cases.find(query, {"participants": 1, "version": 1}):
+        participants = doc["participants"]
+        for participant in participants:
+            pesel = open_participant_field(doc, participant["id"], "pesel", cipher)
+            if pesel is not None:
+                participant["peselIndex"] = cipher.blind_index(pesel, purpose="pesel")
+        result = await cases.update_one({"_id": doc["_id"], "version": doc["version"]},
+                                        {"$set": {"participants": participants}})
+        updated += result.modified_count
+    if updated:
+        log.info("participant PESELs indexed", extra={"cases": updated})
+    return updated

@@ -171,7 +171,7 @@ def _participant_aad(case_id: str, participant_id: str, name: str) -> str:
 
 
 def seal_case(doc: dict[str, Any], cipher: FieldCipher) -> dict[str, Any]:
-    """Seal every plaintext PESEL and phone of the case in place; refresh customer.peselIndex."""
+    """Seal every plaintext PESEL and phone of the case in place; refresh the blind indexes of the PESELs."""
     case_id = doc["_id"]
     customer = doc.get("customer")
     if isinstance(customer, dict):
@@ -182,6 +182,10 @@ def seal_case(doc: dict[str, Any], cipher: FieldCipher) -> dict[str, Any]:
         elif pesel is None:
             customer.pop("peselIndex", None)  # no PESEL, nothing to find the customer by
     for participant in doc.get("participants") or ():
+        pesel = participant.get("pesel")
+        if isinstance(pesel, str):
+            # How a co-applicant's cases reach their own customer 360 (stores/case_criteria.Person).
+            participant["peselIndex"] = cipher.blind_index(pesel, purpose="pesel")
         for name in PARTICIPANT_SEALED_FIELDS:
             value = participant.get(name)
             if isinstance(value, str):

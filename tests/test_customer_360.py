@@ -34,7 +34,7 @@ async def anna_and_piotr(services: Any) -> None:
         created("CASE-A1", time=hours(3), event_id="a1-created"),
         status_changed("CASE-A1", "IN_PROGRESS", "ANALYSIS", time=hours(4), event_id="a1-status"),
         action_recorded("CASE-A1", "a1-call", at=hours(5), summary="Asked about the rate", time=hours(5)),
-        created("CASE-P1", time=hours(4.5), event_id="p1-created", data={"customer": PIOTR}),
+        created("CASE-P1", time=hours(4.5), event_id="p1-created", data={"customer": PIOTR, "participants": []}),
         action_recorded("CASE-P1", "p1-call", at=hours(7), summary="Piotr called", time=hours(7)),
         # Same moment as a1-call: the timeline breaks the tie by entry id, newest order first.
         created("CASE-A3", time=hours(5), event_id="a3-created", data={"title": "Second mortgage"}),
