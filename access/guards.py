@@ -18,7 +18,8 @@ from strawberry.types.base import get_object_definition
 
 from access.operations import operation_roots
 from access.policy import (
-    ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, ROLE_FIELD_POLICY, SYSTEM_CLIENTS, Access, FieldRule,
+    ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, ROLE_FIELD_POLICY, SYSTEM_CLIENTS, VIEWED_FIELDS, Access,
+    field_access,
 )
 from errors import Forbidden, Unauthenticated
 
@@ -29,37 +30,43 @@ FEDERATION_FIELDS = frozenset({"Query._entities", "Query._service"})
 
 
 class SensitiveField(FieldExtension):
-    """Shows a sensitive value full, masked or not at all, and notes what was revealed for the audit."""
+    """Shows a field full, masked, null (hidden by the channel's view) or refuses it (FORBIDDEN, by role), as
+    `field_access` decides, and notes for the audit how a value was shown.
 
-    def __init__(self, key: str, rule: FieldRule) -> None:
-        self.key = key
-        self.rule = rule
+    The key is the type being resolved, not the type declaring the field: an inherited field (NegotiatedTerms from
+    NegotiatedTermsVersion) is one field object shared by both types, with one extension."""
 
-    def _access(self, info: Info) -> Access:
+    def _access(self, info: Info) -> tuple[str, Access]:
         context = info.context
         if context.principal is None:
             raise Unauthenticated("sign in to read this field")
-        access = self.rule.access(context.principal.roles, context.channel)
+        key = f"{info.path.typename}.{info.field_name}"
+        access = field_access(key, context.principal.roles, context.channel)
         if access is Access.DENIED:
-            raise Forbidden(f"{self.key} is not visible to your roles")
-        return access
+            raise Forbidden(f"{key} is not visible to your roles")
+        return key, access
 
-    def _shape(self, value: str | None, access: Access, info: Info) -> str | None:
+    @staticmethod
+    def _shape(key: str, value: Any, access: Access, info: Info) -> Any:
         if value is None:
             return None
-        info.context.audit.revealed(self.key, access.value)
-        return value if access is Access.FULL else self.rule.mask(value)
+        info.context.audit.revealed(key, access.value)
+        if access is Access.FULL:
+            return value
+        if access is Access.HIDDEN:
+            return None
+        return FIELD_POLICY[key].mask(value)
 
     def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
-        access = self._access(info)
-        return self._shape(next_(source, info, **kwargs), access, info)
+        key, access = self._access(info)
+        return self._shape(key, next_(source, info, **kwargs), access, info)
 
     async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
-        access = self._access(info)
+        key, access = self._access(info)
         value = next_(source, info, **kwargs)
         if hasattr(value, "__await__"):
             value = await value
-        return self._shape(value, access, info)
+        return self._shape(key, value, access, info)
 
 
 class RolesRequired(BasePermission):
@@ -102,12 +109,17 @@ def attach_policy(root_types: Iterable[type], data_types: Iterable[type]) -> Non
     data_fields: dict[str, Any] = {}
     for cls in data_types:
         data_fields.update(_fields(cls))
-    for key, rule in FIELD_POLICY.items():
+    for key in sorted(VIEWED_FIELDS):
         field = data_fields.get(key)
         if field is None:
             raise RuntimeError(f"access policy names {key}, which the schema does not have")
         if not any(isinstance(e, SensitiveField) for e in field.extensions):
-            field.extensions.append(SensitiveField(key, rule))
+            field.extensions.append(SensitiveField())
+    # A field shared by several types (inheritance) is guarded on all of them: each must have its own key.
+    unnamed = {key for key, field in data_fields.items()
+               if key not in VIEWED_FIELDS and any(isinstance(e, SensitiveField) for e in field.extensions)}
+    if unnamed:
+        raise RuntimeError(f"fields that share a guarded field but are not in the policy: {sorted(unnamed)}")
     for key, roles in ROLE_FIELD_POLICY.items():
         field = data_fields.get(key)
         if field is None:

@@ -7,7 +7,7 @@ cases, customer 360, `_entities`, subscriptions) comes from them. Change access 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from stores.protection import mask_pesel, mask_phone
@@ -35,26 +35,29 @@ SYSTEM_CLIENTS = frozenset({"@system"})
 
 
 class Access(Enum):
+    """How a field is shown, from the least to the most restrictive."""
+
     FULL = "full"
     MASKED = "masked"
-    DENIED = "denied"
+    HIDDEN = "hidden"  # null, without an error: the channel's view leaves it out
+    DENIED = "denied"  # FORBIDDEN: the caller's roles may not read it at all
+
+
+_STRICTNESS = tuple(Access)
 
 
 @dataclass(frozen=True)
 class FieldRule:
-    """`full` roles see the value (only through `full_channels`, if given; elsewhere masked);
-    `masked` roles see it masked; everyone else is refused with FORBIDDEN."""
+    """By role: `full` roles see the value, `masked` roles see it masked; everyone else is refused (FORBIDDEN).
+    The channel's view (CHANNEL_VIEWS) may restrict it further."""
 
     full: frozenset[str]
     masked: frozenset[str]
     mask: Callable[[str], str]
-    full_channels: frozenset[str] | None = None
 
-    def access(self, roles: frozenset[str], channel: str | None) -> Access:
+    def access(self, roles: frozenset[str]) -> Access:
         if roles & self.full:
-            if self.full_channels is None or channel in self.full_channels:
-                return Access.FULL
-            return Access.MASKED
+            return Access.FULL
         if roles & self.masked:
             return Access.MASKED
         return Access.DENIED
@@ -64,10 +67,9 @@ _PESEL = FieldRule(
     full=frozenset({"pii-reader", "back-office", "advisor"}),
     masked=frozenset({"call-center", "team-manager", "case-reader", "case-writer"}),
     mask=mask_pesel,
-    full_channels=frozenset({"BRANCH", "BACK_OFFICE"}),
 )
 
-# Sensitive fields, keyed "Type.field" as in the GraphQL schema.
+# Sensitive fields by role, keyed "Type.field" as in the GraphQL schema.
 FIELD_POLICY: dict[str, FieldRule] = {
     "Customer.pesel": _PESEL,
     "Participant.pesel": _PESEL,
@@ -77,6 +79,82 @@ FIELD_POLICY: dict[str, FieldRule] = {
         mask=mask_phone,
     ),
 }
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """What one channel shows: `masked` fields masked, `hidden` fields null (no error), the rest as the roles allow."""
+
+    masked: frozenset[str]
+    hidden: frozenset[str]
+    why: str
+
+    def access(self, key: str) -> Access:
+        if key in self.hidden:
+            return Access.HIDDEN
+        if key in self.masked:
+            return Access.MASKED
+        return Access.FULL
+
+
+_PESELS = frozenset({"Customer.pesel", "Participant.pesel"})
+# The link to a document's content (scans of ID cards, payslips); its name, kind and status stay visible.
+_DOCUMENT_CONTENT = frozenset({"Document.url"})
+# How the bank priced the loan: the margin, the room it had to negotiate in, the fees it charged or waived. The
+# whole rate, amount, term and the installment stay: they are on the customer's own schedule, and the installment
+# is what a caller asks. NegotiatedTerms inherits the fields of NegotiatedTermsVersion, so both types are named.
+_TERMS_INTERNALS = frozenset(f"{type_name}.{field}" for type_name in ("NegotiatedTerms", "NegotiatedTermsVersion")
+                             for field in ("margin", "marginMin", "marginMax", "fees"))
+# The most restrictive view, for channels where no employee tool runs.
+_CUSTOMER_CHANNEL = ChannelView(
+    masked=_PESELS | frozenset({"Participant.phone"}), hidden=_DOCUMENT_CONTENT | _TERMS_INTERNALS,
+    why="a customer's own channel: no employee tool runs here, so an employee token calling through it is "
+        "unexpected and gets the most restrictive view")
+
+# Per channel of the call (CONTRACT §4); None = no channel claim and no X-Channel header.
+CHANNEL_VIEWS: dict[str | None, ChannelView] = {
+    "BRANCH": ChannelView(masked=frozenset(), hidden=frozenset(),
+                          why="the customer is at the desk and has shown an ID document"),
+    "BACK_OFFICE": ChannelView(masked=frozenset(), hidden=frozenset(),
+                               why="verifies documents and prices terms; no customer on the line"),
+    "CALL_CENTER": ChannelView(
+        masked=_PESELS, hidden=_DOCUMENT_CONTENT | _TERMS_INTERNALS,
+        why="a caller is known by a few answers: the agent checks the PESEL's last digits, calls back on the "
+            "participant's phone and tells the installment; document content and pricing stay with the branch and "
+            "the back office"),
+    "ONLINE": _CUSTOMER_CHANNEL,
+    "MOBILE": _CUSTOMER_CHANNEL,
+    "PANEL": _CUSTOMER_CHANNEL,
+    # Without a channel claim the X-Channel header is the client's to send or omit: omitting it must not show more
+    # than the narrowest channel does, so no channel is the most restrictive view too.
+    None: replace(_CUSTOMER_CHANNEL, why="the call names no channel; where the token has no `channel` claim the "
+                                        "header is the client's to omit, so omitting it must not show more"),
+}
+
+# Every field whose value depends on the caller's roles or channel; each carries a guard (access/guards.py).
+VIEWED_FIELDS: frozenset[str] = frozenset(FIELD_POLICY).union(
+    *(view.masked | view.hidden for view in CHANNEL_VIEWS.values()))
+
+
+def field_access(key: str, roles: frozenset[str], channel: str | None) -> Access:
+    """How `key` is shown: the more restrictive of its role rule (none = full to whoever reads the object) and
+    the channel's view."""
+    rule = FIELD_POLICY.get(key)
+    by_role = rule.access(roles) if rule is not None else Access.FULL
+    return max(by_role, CHANNEL_VIEWS[channel].access(key), key=_STRICTNESS.index)
+
+
+def _check_channel_views() -> None:
+    missing = set(CHANNELS) - set(CHANNEL_VIEWS)
+    if missing:
+        raise RuntimeError(f"channels without a view in access/policy.py: {sorted(missing)}")
+    for channel, view in CHANNEL_VIEWS.items():
+        unmaskable = view.masked - set(FIELD_POLICY)
+        if unmaskable:
+            raise RuntimeError(f"{channel} masks {sorted(unmaskable)}, which have no mask in FIELD_POLICY")
+
+
+_check_channel_views()
 
 # Non-root fields only some roles may read ("Type.field" as in the schema); anyone else gets FORBIDDEN.
 ROLE_FIELD_POLICY: dict[str, frozenset[str]] = {

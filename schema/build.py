@@ -12,7 +12,7 @@ from strawberry.tools import merge_types
 
 from access.guards import attach_policy, federation_guard
 from schema.audit import AuditOperation, AuditQueries
-from schema.cases import Case, CaseQueries, Participant
+from schema.cases import Case, CaseQueries, Document, Participant
 from schema.customers import Customer, CustomerQueries
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
@@ -23,7 +23,7 @@ from schema.principal import PrincipalQueries
 from schema.subscriptions import Subscription
 from schema.task_claims import TaskMutations
 from schema.tasks import Task, TaskQueries
-from schema.terms import TermsMutations, TermsQueries
+from schema.terms import NegotiatedTerms, NegotiatedTermsVersion, TermsMutations, TermsQueries
 
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
@@ -75,7 +75,8 @@ def assemble_schema(*, expose_internal_errors: bool = True, guards: Sequence[Any
 def build_schema(*, expose_internal_errors: bool = True, introspection: bool = True,
                  limits: QueryLimits | None = None) -> CaseRepositorySchema:
     """The served schema: the access policy attached to its fields, and every guard in place."""
-    attach_policy(root_types=[Query, Mutation, Subscription], data_types=[Case, Customer, Participant])
+    attach_policy(root_types=[Query, Mutation, Subscription],
+                  data_types=[Case, Customer, Participant, Document, NegotiatedTerms, NegotiatedTermsVersion])
     return assemble_schema(expose_internal_errors=expose_internal_errors, guards=[
         *limit_extensions(limits or QueryLimits(), introspection=introspection),
         # Audit wraps the error codes, so the record sees the final code of every error.

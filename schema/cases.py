@@ -90,7 +90,9 @@ class Document:
     kind: str
     status: str
     participant_id: strawberry.ID | None
-    url: str | None
+    url: str | None = strawberry.field(description=(
+        "The link to the document's content; null where the caller's channel hides document content (call center, "
+        "customer channels, no channel)."))
     required: bool
 
 

@@ -15,19 +15,24 @@ from resolvers import terms as terms_rules
 from resolvers.installments import monthly_installment
 
 _PERCENT = "a percentage: 6.85 = 6.85 % a year"
+_HIDDEN = "null where the caller's channel hides pricing internals (call center, customer channels, no channel)."
 
 
 @strawberry.type(description="One recorded version of a case's negotiated terms, with who recorded it and when.")
 class NegotiatedTermsVersion:
     version: int
     rate: Decimal = strawberry.field(description=f"The whole annual interest rate, {_PERCENT}.")
-    margin: Decimal = strawberry.field(description="The bank's margin within the rate, percentage points.")
-    margin_min: Decimal = strawberry.field(description="The lowest margin allowed, percentage points.")
-    margin_max: Decimal = strawberry.field(description="The highest margin allowed, percentage points.")
+    # Pricing internals: null where the channel's view hides them (access/policy.py CHANNEL_VIEWS).
+    margin: Decimal | None = strawberry.field(
+        description=f"The bank's margin within the rate, percentage points; {_HIDDEN}")
+    margin_min: Decimal | None = strawberry.field(
+        description=f"The lowest margin allowed, percentage points; {_HIDDEN}")
+    margin_max: Decimal | None = strawberry.field(
+        description=f"The highest margin allowed, percentage points; {_HIDDEN}")
     amount: Decimal
     currency: str
     term_months: int
-    fees: Decimal = strawberry.field(description="One-off fees, in `currency`.")
+    fees: Decimal | None = strawberry.field(description=f"One-off fees, in `currency`; {_HIDDEN}")
     valid_until: date
     monthly_installment: Decimal = strawberry.field(
         description="The annuity installment from amount, rate and term, rounded to 0.01 half up.")

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 import audit_verify
-from access.policy import FIELD_POLICY, OPERATION_POLICY, ROLES
+from access.policy import FIELD_POLICY, OPERATION_POLICY, ROLES, field_access
 from context import Services
 from stores.audit import record_hash
 from stores.database import Database
@@ -70,8 +70,8 @@ async def test_a_read_is_on_record_with_who_which_case_which_fields_channel_and_
     body = await post(client, CASE_DETAIL, caller | {"X-Audit-Reason": REASON})
 
     assert "errors" not in body and body["data"]["case"]["id"] == "CASE-1"
-    revealed = sorted(f"{key}:{rule.access(frozenset(CALL_CENTER_ROLES), 'CALL_CENTER').value}"
-                      for key, rule in FIELD_POLICY.items())
+    revealed = sorted(f"{key}:{field_access(key, frozenset(CALL_CENTER_ROLES), 'CALL_CENTER').value}"
+                      for key in FIELD_POLICY)
     assert await trail(client, caseId="CASE-1") == [
         {"actor": actor, "actorName": "ewa.kowalska", "action": "READ", "operation": "CaseDetail", "caseIds": ["CASE-1"],
          "customerIds": ["CUST-1"], "fields": revealed, "eventIds": [], "channel": "CALL_CENTER", "reason": REASON,
