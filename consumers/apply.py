@@ -255,8 +255,8 @@ def replay(case_id: str, events: list[CaseEvent]) -> dict[str, Any] | None:
 
 # Kept in the store, never published: staging, write bookkeeping and the order stamps.
 _UNPUBLISHED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "replayable"})
-_UNPUBLISHED_ITEM = frozenset({"stamps", "pesel", "phone", "version", "outbox", "stagedAt", "_id", "caseId",
-                               "caseType", "branch", "restricted", "customerId"})
+_UNPUBLISHED_ITEM = frozenset({"stamps", "pesel", "peselIndex", "phone", "version", "outbox", "stagedAt", "_id",
+                               "caseId", "caseType", "branch", "restricted", "customerId"})
 
 
 def public_state(case: dict[str, Any]) -> dict[str, Any]:
