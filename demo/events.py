@@ -86,6 +86,14 @@ def _mortgage() -> _Case:
         "currency": "PLN", "rate": "6.85", "termMonths": 300, "validUntil": "2026-12-15T00:00:00+00:00",
         "status": "PRESENTED"}})
     case.action("CALL", "Co-borrower asked about the missing document", AGENT, "CALL_CENTER")
+    case.add("case.task_created", {"task": {
+        "id": "T-123-3", "name": "Prepare the credit decision", "formKey": "credit-decision",
+        "candidateGroups": ["mortgage-advisors"], "state": "CREATED", "priority": 80,
+        "dueAt": "2026-12-10T15:00:00+00:00"}})
+    case.add("case.task_created", {"task": {
+        "id": "T-123-4", "name": "Call the co-borrower about the missing income statement",
+        "candidateGroups": ["mortgage-advisors"], "assignee": "anna.nowak", "state": "ASSIGNED", "priority": 50,
+        "dueAt": "2026-12-03T10:00:00+00:00"}})
     return case
 
 
@@ -104,6 +112,12 @@ def _card_with_incident() -> _Case:
         "id": "I-1", "kind": "SERVICE_TIMEOUT", "message": "Credit bureau did not answer within 30 s",
         "service": "bik-gateway", "retryable": True, "at": (case.at + timedelta(minutes=1)).isoformat()}})
     case.add("case.status_changed", {"status": "ON_HOLD", "stage": "SCORING", "reason": "credit bureau timeout"})
+    case.add("case.incident_raised", {"incident": {
+        "id": "I-2", "kind": "DATA_ERROR", "message": "Declared income is missing from the application form",
+        "service": "card-scoring", "retryable": False, "at": (case.at + timedelta(minutes=1)).isoformat()}})
+    case.add("case.task_created", {"task": {
+        "id": "T-124-1", "name": "Complete the declared income with the customer", "candidateGroups": ["back-office"],
+        "state": "CREATED", "dueAt": "2026-12-02T12:00:00+00:00"}})
     return case
 
 
@@ -145,7 +159,26 @@ def _complaint() -> _Case:
     case.action("CALL", "Customer reported a double charge of 249.99 PLN", AGENT, "CALL_CENTER")
     case.add("case.task_created", {"task": {
         "id": "T-131-1", "name": "Investigate card transaction", "candidateGroups": ["back-office"],
-        "assignee": "u-olga", "state": "ASSIGNED"}})
+        "assignee": "jan.wisniewski", "state": "ASSIGNED", "dueAt": "2026-11-20T16:00:00+00:00"}})
+    case.add("case.task_created", {"task": {
+        "id": "T-131-2", "name": "Call the customer back with the outcome", "candidateGroups": ["call-center"],
+        "state": "CREATED", "dueAt": "2026-12-04T09:00:00+00:00"}})
+    return case
+
+
+def _warsaw_mortgage() -> _Case:
+    case = _Case("CASE-2026-000150", "bpms/mortgage", START + timedelta(days=5))
+    case.add("case.created", {
+        "caseType": "MORTGAGE", "title": "Mortgage 520,000 PLN – house in Piaseczno", "channel": "BRANCH",
+        "branch": "WAW-01", "sourceSystem": "branch-frontend", "customer": ZOFIA,
+        "product": {"code": "MORT-VAR", "name": "Mortgage, variable rate", "amount": "520000.00", "currency": "PLN"},
+        "status": "IN_PROGRESS", "stage": "ANALYSIS",
+        "participants": [{"id": "P-1", "role": "PRIMARY_BORROWER", "name": ZOFIA["name"], "phone": "+48603400500",
+                          "pesel": ZOFIA["pesel"]}],
+    })
+    case.add("case.task_created", {"task": {
+        "id": "T-150-1", "name": "Prepare the credit decision", "formKey": "credit-decision",
+        "candidateGroups": ["mortgage-advisors"], "state": "CREATED", "dueAt": "2026-12-08T15:00:00+00:00"}})
     return case
 
 
@@ -168,7 +201,8 @@ def _business_loan() -> _Case:
 
 def demo_envelopes() -> list[dict[str, Any]]:
     """Every demo event as a structured CloudEvent, in the order producers would send them."""
-    cases = [_mortgage(), _card_with_incident(), _closed_loan(), _archived_account(), _complaint(), _business_loan()]
+    cases = [_mortgage(), _card_with_incident(), _closed_loan(), _archived_account(), _complaint(), _business_loan(),
+             _warsaw_mortgage()]
     return [event for case in cases for event in case.events]
 
 
