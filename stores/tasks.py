@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from errors import Conflict
 from stores.case_scope import CaseScope, within_scope
@@ -31,12 +31,20 @@ _LIST_PROJECTION = {"outbox": 0, "stagedAt": 0, "stamps": 0}
 INDEXES = [
     IndexModel([("caseId", ASCENDING)], name="case"),
     IndexModel([("id", ASCENDING)], name="task_id"),
-    # The dashboard's two questions: what may my groups take, and what do I hold, soonest due first.
-    IndexModel([("candidateGroups", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="group_state_due"),
+    # The inbox's $or (stores/task_criteria.py), one index per branch. Offered to my groups: every equality of that
+    # branch (candidate group, unassigned, open state), then the caller's branch when the row scope names one, so
+    # rows someone holds or of another branch are skipped inside the index instead of fetched; the order's key is
+    # computed in the pipeline, so no index serves the sort (the matching rows are fetched and top-k sorted).
+    IndexModel([("candidateGroups", ASCENDING), ("assignee", ASCENDING), ("state", ASCENDING), ("branch", ASCENDING),
+                ("dueAt", ASCENDING)], name="group_assignee_state_branch_due"),
+    # What I hold.
     IndexModel([("assignee", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="assignee_state_due"),
     IndexModel([("branch", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="branch_state_due"),
     IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
 ]
+# Indexes an earlier version created and INDEXES replaces: dropped at startup, so writes stop paying for them.
+SUPERSEDED_INDEXES = ("group_state_due",)
+INDEX_NOT_FOUND = 27  # MongoDB's IndexNotFound
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,14 @@ class TaskStore:
         self._tasks = db.collection(COLLECTION)
 
     async def ensure_indexes(self) -> None:
+        existing = await self._tasks.index_information()
+        for name in SUPERSEDED_INDEXES:
+            if name in existing:
+                try:
+                    await self._tasks.drop_index(name)
+                except OperationFailure as error:
+                    if error.code != INDEX_NOT_FOUND:  # another instance starting at the same time dropped it
+                        raise
         await self._tasks.create_indexes(INDEXES)
 
     async def apply(self, changes: Sequence[TaskChange]) -> None:
