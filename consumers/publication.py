@@ -151,6 +151,8 @@ def published_from_event(value: bytes) -> Published:
     """What a `case-updates` message says, by its type: a case's new state or a record's change. A type this
     version does not know is a ValueError (the listener skips it, as any unreadable message)."""
     event = orjson.loads(value)
+    if not isinstance(event, dict):
+        raise ValueError("a case-updates message is a JSON object")
     event_type = event.get("type", "case.state_changed")
     if event_type == "case.state_changed":
         return _state(event)
@@ -166,12 +168,8 @@ def published_from_event(value: bytes) -> Published:
     return PublishedRecordChange(id=event["id"], type=event_type, at=_time(event.get("time")), data=data)
 
 
-def state_from_event(value: bytes) -> PublishedState:
-    """The case state carried by a `case.state_changed` event, with its timestamps as datetimes."""
-    return _state(orjson.loads(value))
-
-
 def _state(event: dict[str, Any]) -> PublishedState:
+    """The case state carried by a `case.state_changed` event, with its timestamps as datetimes."""
     state = event["data"]
     for name in _CASE_TIMES:
         state[name] = _time(state.get(name))

@@ -30,7 +30,6 @@ from resolvers.subscriptions import admitted, audit_push
 from resolvers.task_claims import COMPLETION_REQUESTED
 from stores.task_criteria import OPEN_STATES, TaskCriteria, TaskOrder
 
-OPERATION = "myNotifications"
 HELD_STATES = (*OPEN_STATES, COMPLETION_REQUESTED)
 # The start-up read of what I hold: more open tasks than this on one desk is not a desk.
 MAX_HELD = 1_000
