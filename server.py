@@ -57,8 +57,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
     terms = TermsStore(database)
-    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms],
-                      on_record_changed=responses.changed)
+    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms])
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,

@@ -201,6 +201,9 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     "Mutation.deleteNote": NOTE_WRITERS,
     "Subscription.caseUpdated": CASE_READERS,
     "Subscription.caseStatusChanged": CASE_READERS,
+    # Employees' own feed (tasks assigned to them, their tasks' changes, incidents in their cases); a system or panel
+    # token holds no tasks and is refused in resolvers/notifications.py whatever its roles.
+    "Subscription.myNotifications": CASE_READERS,
 }
 
 # Case types that only some case readers may see; every other case type is visible to all CASE_READERS.

@@ -35,10 +35,9 @@ from context import Context, Services
 from edge.app import build_app, graphql_view, serving_middlewares
 from edge.keys import SERVICES
 from edge.view import CaseRepositoryView
-from schema.build import CaseRepositorySchema, Mutation, Query, assemble_schema
+from schema.build import CaseRepositorySchema, Mutation, Query, Subscription, assemble_schema
 from schema.cases import Participant
 from schema.customers import Customer
-from schema.subscriptions import Subscription
 from server import build_services
 from settings import Settings
 from stores.case_scope import EVERYTHING, CaseScope

@@ -14,7 +14,7 @@ from consumers.dead_letters import DeadLetters, KafkaDeadLetters, StoreDeadLette
 from consumers.kafka_ingest import INITIAL_BACKOFF_SECONDS, IngestConsumer
 from consumers.kafka_updates import UpdatesListener
 from consumers.pipeline import EventPipeline
-from consumers.publication import PublishedState, state_from_event, wire_value
+from consumers.publication import Published, published_from_event, wire_value
 from consumers.updates import UpdatesBus
 from stores.outbox import Message
 from settings import Settings
@@ -31,7 +31,7 @@ class KafkaSender:
     outcome reported separately so that one message no retry can send does not hold back the others."""
 
     def __init__(self, clients: KafkaClients, topics: dict[str, str],
-                 on_update_sent: Callable[[PublishedState], None] | None = None) -> None:
+                 on_update_sent: Callable[[Published], None] | None = None) -> None:
         self._clients = clients
         self._topics = topics
         # This instance forgets cached answers as soon as the broker has an update, not when it comes back.
@@ -59,7 +59,7 @@ class KafkaSender:
                 continue
             outcomes.append(None)
             if message.topic == "updates" and self._on_update_sent is not None:
-                self._on_update_sent(state_from_event(wire_value(message.event)))
+                self._on_update_sent(published_from_event(wire_value(message.event)))
         return outcomes
 
 
@@ -85,7 +85,7 @@ class KafkaClients:
         """The `case-events` partitions this instance currently consumes."""
         return self._ingest.assignment if self._ingest is not None else set()
 
-    def sender(self, on_update_sent: Callable[[PublishedState], None] | None = None) -> KafkaSender:
+    def sender(self, on_update_sent: Callable[[Published], None] | None = None) -> KafkaSender:
         """The outbox relay's sender to `case-updates` and `case-commands`."""
         topics = {"updates": self._settings.kafka_topic_updates, "commands": self._settings.kafka_topic_commands}
         return KafkaSender(self, topics, on_update_sent)

@@ -1,4 +1,6 @@
-"""Each server process reads `case-updates` (no group, from the end) to feed its own live subscriptions.
+"""Each server process reads `case-updates` (no group, from the end) to feed its own live subscriptions and
+evict its own cached responses: `case.state_changed`, `case.task_changed` and `case.terms_changed` alike
+(`published_from_event` tells them apart; an unknown type is skipped like an unreadable message).
 
 Every instance must see every update (a subscriber may be connected to any of them), so this consumer
 has no group: it takes all partitions and starts at their current end when the app starts.
@@ -11,7 +13,7 @@ import logging
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from consumers.publication import state_from_event
+from consumers.publication import published_from_event
 from consumers.updates import UpdatesBus
 from settings import Settings
 
@@ -72,7 +74,7 @@ class UpdatesListener:
             log.warning("empty case-updates message skipped")
             return
         try:
-            published = state_from_event(value)
+            published = published_from_event(value)
         except (ValueError, KeyError, TypeError) as error:
             log.warning("unreadable case-updates message skipped", extra={"error": str(error)})
             return

@@ -9,7 +9,7 @@ dropped only by a conditional update on the write id that staged them.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -65,8 +65,7 @@ class StagingRecords(Protocol):
 
 class Staging:
     def __init__(self, cases: CaseStore, events: EventStore, history: HistoryStore, tasks: TaskStore,
-                 audit: AuditStore, relay: OutboxRelay, *, records: Sequence[StagingRecords] = (),
-                 on_record_changed: Callable[[str, str | None], None] | None = None) -> None:
+                 audit: AuditStore, relay: OutboxRelay, *, records: Sequence[StagingRecords] = ()) -> None:
         self._cases = cases
         self._events = events
         self._history = history
@@ -74,8 +73,6 @@ class Staging:
         self._audit = audit
         self._relay = relay
         self._records = [tasks, *records]
-        # A record changed without a case write (a claim): this instance forgets answers that showed its case.
-        self._on_record_changed = on_record_changed
 
     async def relay_cases(self, docs: Sequence[dict[str, Any]]) -> None:
         """Carry out the staged effects of these case documents (as written: `outbox` and `writeId`)."""
@@ -108,7 +105,8 @@ class Staging:
 
     async def relay_records(self, store: StagingRecords, rows: Sequence[dict[str, Any]]) -> None:
         """Carry out what writes of `store`'s records (a claim, an approval) staged in them: history rows, then
-        messages; then forget them in the records."""
+        messages; then forget them in the records. Their `case.task_changed` / `case.terms_changed` message is how
+        every instance (this one too, through its bus) forgets cached answers that showed the case."""
         rows = [r for r in rows if r.get("outbox")]
         if not rows:
             return
@@ -116,9 +114,6 @@ class Staging:
         await self._history.append([e["entry"] for e in effects if e["kind"] == "history"])
         await self._relay.add_and_send([Message.from_staged(e) for e in effects if e["kind"] == "message"])
         await store.clear_staged(rows)
-        if self._on_record_changed is not None:
-            for row in rows:
-                self._on_record_changed(row["caseId"], row.get("customerId"))
 
     async def sweep(self) -> None:
         """Relay what writers that stopped left staged (the relay loop calls this on every pass)."""

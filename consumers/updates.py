@@ -1,7 +1,10 @@
-"""Fan-out of applied case states to this process's live subscriptions.
+"""Fan-out of what `case-updates` says to this process's live subscriptions and listeners.
 
 Fed by the in-process publisher (embedded mode) or by the `case-updates` listener (Kafka mode), so a
-change applied by any server process reaches subscribers connected to any other.
+change applied by any server process reaches subscribers connected to any other. Two kinds travel: a case's
+new state (`case.state_changed`) and a change of a record written without a case write (`case.task_changed`,
+`case.terms_changed`). Listeners (the response cache) hear both; a subscription hears record changes only if it
+asks for them, so the case feeds (`caseUpdated`, `caseStatusChanged`) see states alone.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from contextlib import contextmanager
 
 from prometheus_client import Gauge
 
-from consumers.publication import PublishedState, state_from_event, wire_value
+from consumers.publication import Published, PublishedState, published_from_event, wire_value
 from stores.outbox import Message
 
 log = logging.getLogger(__name__)
@@ -22,33 +25,44 @@ QUEUE_SIZE = 256
 
 class UpdatesBus:
     def __init__(self) -> None:
-        self._by_case: dict[str, set[asyncio.Queue[PublishedState]]] = {}
-        self._all: set[asyncio.Queue[PublishedState]] = set()
-        self._listeners: list[Callable[[PublishedState], None]] = []
+        self._by_case: dict[str, set[asyncio.Queue[Published]]] = {}
+        self._all: set[asyncio.Queue[Published]] = set()
+        # Queues that also take record changes (task rows, terms), not only states.
+        self._with_records: set[asyncio.Queue[Published]] = set()
+        self._listeners: list[Callable[[Published], None]] = []
 
-    def add_listener(self, listener: Callable[[PublishedState], None]) -> None:
-        """Called synchronously for every delivered state (e.g. to evict cached responses)."""
+    def add_listener(self, listener: Callable[[Published], None]) -> None:
+        """Called synchronously for everything delivered, states and record changes (e.g. to evict cached
+        responses)."""
         self._listeners.append(listener)
 
     @contextmanager
-    def subscribe(self, case_id: str | None = None) -> Iterator[asyncio.Queue[PublishedState]]:
-        """A queue of published states: of one case, or of every case when `case_id` is None."""
-        queue: asyncio.Queue[PublishedState] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self, case_id: str | None = None, *,
+                  record_changes: bool = False) -> Iterator[asyncio.Queue[Published]]:
+        """A queue of published states (and, with `record_changes`, record changes): of one case, or of every
+        case when `case_id` is None."""
+        queue: asyncio.Queue[Published] = asyncio.Queue(QUEUE_SIZE)
         group = self._all if case_id is None else self._by_case.setdefault(case_id, set())
         group.add(queue)
+        if record_changes:
+            self._with_records.add(queue)
         SUBSCRIBERS.inc()
         try:
             yield queue
         finally:
             group.discard(queue)
+            self._with_records.discard(queue)
             SUBSCRIBERS.dec()
             if case_id is not None and not group:
                 self._by_case.pop(case_id, None)
 
-    def deliver(self, published: PublishedState) -> None:
+    def deliver(self, published: Published) -> None:
         for listener in self._listeners:
             listener(published)
+        is_state = isinstance(published, PublishedState)
         for queue in (*self._by_case.get(published.case_id, ()), *self._all):
+            if not is_state and queue not in self._with_records:
+                continue
             if queue.full():
                 # A stalled subscriber loses its oldest state, never the newest: it must not block ingest.
                 queue.get_nowait()
@@ -65,5 +79,5 @@ class LocalSender:
     async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
         for message in messages:
             if message.topic == "updates":
-                self._bus.deliver(state_from_event(wire_value(message.event)))
+                self._bus.deliver(published_from_event(wire_value(message.event)))
         return [None] * len(messages)

@@ -4,7 +4,7 @@ A case-detail request costs milliseconds of per-field execution (NOTES); the sam
 case asks the same question again. Entries are keyed by the caller's identity (subject, roles, branch, channel:
 never shared between people), the query text, operation name and variables, and depend on the cases and
 customers the response showed. Every applied change (this instance's writes at once, other instances' through
-`case-updates`) evicts what depends on its case or customer; a TTL bounds anything an event cannot name
+`case-updates`; a claim or a terms change as `case.task_changed` / `case.terms_changed`) evicts what depends on its case or customer; a TTL bounds anything an event cannot name
 (e.g. a case moved to another customer). A response computed while any change arrived is not stored.
 Hits are audited like any other read.
 """
@@ -21,7 +21,7 @@ import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from auth.principal import Principal
-from consumers.publication import PublishedState
+from consumers.publication import Published
 
 # Root fields whose answer depends only on the cases (and their customers) it shows.
 CACHEABLE_ROOTS = frozenset({"case", "__typename"})
@@ -114,8 +114,9 @@ class ResponseCache:
             for key in self._dependents.pop(dependency, set()) if dependency else ():
                 self._drop(key)
 
-    def on_published(self, published: PublishedState) -> None:
-        self.changed(published.case_id, published.state.get("customerId"))
+    def on_published(self, published: Published) -> None:
+        """A case's new state, or a change of one of its records (a claim, terms): the same eviction."""
+        self.changed(published.case_id, published.customer_id)
 
     def _drop(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)

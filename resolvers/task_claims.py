@@ -23,8 +23,9 @@ Rules (CONTRACT §5 "Dashboard"), decided by the pure `decide_*` functions below
   such task: NOT_FOUND. Only employees claim (a system or panel token: FORBIDDEN).
 
 Every change is one `find_one_and_update` whose filter is the precondition the decision was made on; the same
-update stages the change's history row and command (ids drawn once, so a relay repeated after a crash sends the
-same CloudEvent). A lost race reads the row again and decides again, so the loser hears why (the winner's name).
+update stages the change's history row, its command, and its `case.task_changed` on `case-updates` (ids drawn
+once, so a relay repeated after a crash sends the same CloudEvents). `case.task_changed` is how every instance
+hears of the claim: its response cache forgets the case, `myNotifications` tells the people concerned. A lost race reads the row again and decides again, so the loser hears why (the winner's name).
 Nothing touches the case document: a claim neither bumps nor races the case's version. `task.assignment_changed`
 names people by username (`assignee`, `by`), as the engine's task does.
 """
@@ -38,7 +39,7 @@ from typing import Any
 
 from access.policy import TASK_MANAGER_ROLES
 from auth.principal import Principal, PrincipalKind
-from consumers.publication import SOURCE
+from consumers.publication import SOURCE, TASK_CHANGED, public_task, record_event
 from consumers.staging import history_effect
 from context import Context
 from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
@@ -47,6 +48,7 @@ from stores.task_criteria import matching_groups
 from stores.tasks import OPEN_STATES
 
 COMMANDS = "commands"
+UPDATES = "updates"
 COMPLETION_REQUESTED = "COMPLETION_REQUESTED"
 MAX_ASSIGNEE_LENGTH = 200
 # Lost races a change re-decides before giving up with CONFLICT (each loser normally hears why at once).
@@ -184,10 +186,11 @@ async def _change_task(context: Context, task_id: str,
 
 
 def _staged(context: Context, principal: Principal, row: dict[str, Any], decision: Decision) -> list[dict[str, Any]]:
-    """The change's history row and command, with ids drawn once: the staged copy is what gets relayed."""
+    """The change's history row, command and published change, with ids drawn once: the staged copy is what gets
+    relayed."""
     now = datetime.now(timezone.utc)
     case_id, task_id = row["caseId"], row["id"]
-    entry_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+    entry_id, event_id, change_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     entry = {
         "_id": entry_id, "id": entry_id, "caseId": case_id, "kind": decision.kind, "summary": decision.summary,
         "actor": {"type": "USER", "id": principal.subject, "name": principal.username},
@@ -198,7 +201,13 @@ def _staged(context: Context, principal: Principal, row: dict[str, Any], decisio
         "time": now.isoformat().replace("+00:00", "Z"), "datacontenttype": "application/json",
         "data": {"caseId": case_id, "taskId": task_id, **decision.data},
     }
-    return [history_effect(entry), Message(id=event_id, topic=COMMANDS, key=case_id, event=event).staged()]
+    # The task as this decision leaves it (fields the precondition does not hold may move meanwhile; the engine's
+    # next `case.state_changed` carries them).
+    change = record_event(TASK_CHANGED, change_id, row, now, {
+        "task": public_task({**row, **decision.values}), "change": decision.kind,
+        "previousAssignee": row.get("assignee"), "by": principal.username})
+    return [history_effect(entry), Message(id=event_id, topic=COMMANDS, key=case_id, event=event).staged(),
+            Message(id=change_id, topic=UPDATES, key=case_id, event=change).staged()]
 
 
 def _audit_changes(row: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:

@@ -10,6 +10,9 @@ Rules (CONTRACT §5 "Dashboard"; who may call what is access/policy.py's TERMS_*
 * approveNegotiatedTerms: the current version becomes approved (who, when) and `terms.approved`
   {caseId, termsVersion, approvedBy} goes out on `case-commands`, staged in the same single-document update and
   relayed right after (consumers/staging.py `relay_records`). Approving an approved version returns it and sends nothing.
+* Each recording and approval also stages `case.terms_changed` {caseId, the case's visibility, termsVersion,
+  change (TERMS_RECORDED, TERMS_APPROVED), by} for `case-updates`: every instance's response cache forgets the
+  case's answers (`Case.negotiatedTerms`), this one's through its own bus.
 * Writes are conditional on the version read; a lost race is decided again on the document as it is now.
 """
 from __future__ import annotations
@@ -21,7 +24,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from consumers.publication import SOURCE
+from auth.principal import Principal
+from consumers.publication import SOURCE, TERMS_CHANGED, record_event
 from context import Context
 from resolvers.employees import employee
 from errors import BadInput, Conflict, NotFound
@@ -31,6 +35,7 @@ from stores.outbox import Message
 from stores.terms import VISIBILITY_FIELDS
 
 COMMANDS = "commands"
+UPDATES = "updates"
 MAX_ATTEMPTS = 3
 MAX_PERCENT = Decimal("100")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -108,13 +113,16 @@ async def record_terms(context: Context, case_id: str, proposal: TermsProposal) 
     for _attempt in range(MAX_ATTEMPTS):
         existing = await terms.get(case_id)
         number = existing["current"] if existing else 0
-        version = terms_version(proposal, number + 1, principal.username, datetime.now(timezone.utc))
-        written = await terms.record(case_id, visibility, version, number)
+        now = datetime.now(timezone.utc)
+        version = terms_version(proposal, number + 1, principal.username, now)
+        changed = _terms_changed({"caseId": case_id, **visibility}, number + 1, "TERMS_RECORDED", principal, now)
+        written = await terms.record(case_id, visibility, version, number, [changed])
         if written is not None:
             previous = current_version(existing) if existing else {}
             _audited(context, case_id, customer_id, [("version", number or None, number + 1)] + [
                 (name, previous.get(name), version[name]) for name in TERMS_FIELDS if previous.get(name) != version[name]])
-            context.services.responses.changed(case_id, customer_id)
+            # The fast path; if this process stops first, the relay loop sends what the document staged.
+            await context.services.staging.relay_records(terms, [written])
             return written
     raise Conflict(f"the terms of case {case_id} kept changing; read them again")
 
@@ -133,8 +141,9 @@ async def approve_terms(context: Context, case_id: str) -> dict[str, Any]:
         await context.services.staging.relay_records(terms, [doc])  # what a stopped writer left, if anything; nothing new
         return doc
     now = datetime.now(timezone.utc)
-    written = await terms.approve(case_id, number, principal.username, now,
-                                  [_approved_command(case_id, number, principal.username, now)])
+    written = await terms.approve(case_id, number, principal.username, now, [
+        _approved_command(case_id, number, principal.username, now),
+        _terms_changed(doc, number, "TERMS_APPROVED", principal, now)])
     if written is None:
         again = await terms.get(case_id)
         if again is not None and again["current"] == number and current_version(again).get("approvedBy"):
@@ -144,7 +153,6 @@ async def approve_terms(context: Context, case_id: str) -> dict[str, Any]:
         (f"versions[{number}].approvedBy", None, principal.username)])
     # The fast path; if this process stops first, the relay loop sends what the document staged.
     await context.services.staging.relay_records(terms, [written])
-    context.services.responses.changed(case_id, doc.get("customerId"))
     return written
 
 
@@ -156,6 +164,13 @@ def _approved_command(case_id: str, number: int, by: str, now: datetime) -> dict
         "data": {"caseId": case_id, "termsVersion": number, "approvedBy": by},
     }
     return Message(id=event_id, topic=COMMANDS, key=case_id, event=event).staged()
+
+
+def _terms_changed(doc: dict[str, Any], number: int, change: str, by: Principal, now: datetime) -> dict[str, Any]:
+    """`case.terms_changed` for `case-updates`, staged with the write (`doc` carries the case id and visibility)."""
+    event = record_event(TERMS_CHANGED, str(uuid.uuid4()), doc, now,
+                         {"termsVersion": number, "change": change, "by": by.username})
+    return Message(id=event["id"], topic=UPDATES, key=doc["caseId"], event=event).staged()
 
 
 def _audited(context: Context, case_id: str, customer_id: str | None, changes: list[tuple[str, Any, Any]]) -> None:

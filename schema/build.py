@@ -20,7 +20,8 @@ from schema.incidents import IncidentMutations
 from schema.limits import QueryLimits, limit_extensions
 from schema.notes import NoteMutations
 from schema.principal import PrincipalQueries
-from schema.subscriptions import Subscription
+from schema.notifications import NotificationSubscriptions
+from schema.subscriptions import Subscription as CaseSubscriptions
 from schema.task_claims import TaskMutations
 from schema.tasks import Task, TaskQueries
 from schema.terms import NegotiatedTerms, NegotiatedTermsVersion, TermsMutations, TermsQueries
@@ -29,6 +30,7 @@ from schema.terms import NegotiatedTerms, NegotiatedTermsVersion, TermsMutations
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
 Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, TermsQueries, AuditQueries))
 Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutations, TermsMutations, NoteMutations))
+Subscription = merge_types("Subscription", (CaseSubscriptions, NotificationSubscriptions))
 
 
 class ParserCacheWithErrors(ParserCache):

@@ -3,9 +3,9 @@
 A document carries the visibility of its case (case type, branch, restricted, customer), copied from the case at
 each recording, so the caller's row scope is a condition of the terms query itself (as task rows do). Decimal
 values are stored as strings: exact, and BSON has no Python `Decimal`. Versions are appended in order, so
-version n sits at index n − 1. An approval stages its `terms.approved` command (`outbox`, `stagedAt`) in the
-same single-document update that marks the version approved; `revision` counts writes, so clearing what was
-relayed is conditional on nobody having written since.
+version n sits at index n − 1. A recording stages its `case.terms_changed` (for `case-updates`), an approval that
+and its `terms.approved` command (`outbox`, `stagedAt`), each in the same single-document write; `revision`
+counts writes, so clearing what was relayed is conditional on nobody having written since.
 """
 from __future__ import annotations
 
@@ -59,12 +59,14 @@ class TermsStore:
         return by_customer
 
     async def record(self, case_id: str, visibility: dict[str, Any], version: dict[str, Any],
-                     expected_current: int) -> dict[str, Any] | None:
-        """Append `version` (numbered expected_current + 1) if the terms are still at `expected_current`;
-        the document as written, or None when someone recorded meanwhile."""
+                     expected_current: int, staged: Sequence[dict[str, Any]] = ()) -> dict[str, Any] | None:
+        """Append `version` (numbered expected_current + 1) if the terms are still at `expected_current`, staging
+        `staged` in the same write; the document as written, or None when someone recorded meanwhile."""
+        # Only what was staged is marked for the relay loop: a mark with nothing behind it would never be cleared.
+        mark = {"stagedAt": datetime.now(timezone.utc)} if staged else {}
         if expected_current == 0:
             doc = {"_id": case_id, "caseId": case_id, **visibility, "current": version["version"],
-                   "versions": [version], "revision": 1, "outbox": []}
+                   "versions": [version], "revision": 1, "outbox": list(staged), **mark}
             try:
                 await self._terms.insert_one(doc)
             except DuplicateKeyError:
@@ -72,8 +74,8 @@ class TermsStore:
             return doc
         return await self._terms.find_one_and_update(
             {"_id": case_id, "current": expected_current},
-            {"$set": {**visibility, "current": version["version"]}, "$push": {"versions": version},
-             "$inc": {"revision": 1}},
+            {"$set": {**visibility, "current": version["version"], **mark},
+             "$push": {"versions": version, "outbox": {"$each": list(staged)}}, "$inc": {"revision": 1}},
             return_document=ReturnDocument.AFTER)
 
     async def approve(self, case_id: str, version: int, by: str, at: datetime,

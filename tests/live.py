@@ -27,8 +27,8 @@ class BusWatch:
         attach = bus.subscribe
 
         @contextmanager
-        def subscribe(case_id: str | None = None) -> Iterator[Any]:
-            with attach(case_id) as queue:
+        def subscribe(case_id: str | None = None, **options: Any) -> Iterator[Any]:
+            with attach(case_id, **options) as queue:
                 self._count(+1)
                 try:
                     yield queue

@@ -28,7 +28,8 @@ from context import Services
 from settings import DEV_AUTH_SECRET, Settings
 from stores.database import Database
 from tests.factories import (
-    BASE_TIME, bearer, case_created_data, created, envelope, incident_raised, publish_input, status_changed, task_created, token,
+    BASE_TIME, bearer, case_created_data, created, envelope, incident_raised, publish_input, status_changed,
+    task_created, token,
 )
 from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
@@ -291,6 +292,8 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Mutation.deleteNote": ('mutation { deleteNote(noteId: "N-1") }', {}),
     "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
     "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
+    # Pushed by the incident below: the caller (test.operator) holds T-1 of CASE-1.
+    "Subscription.myNotifications": ("subscription { myNotifications { kind caseId } }", {}),
 }
 
 
@@ -484,7 +487,9 @@ async def test_a_subscription_serves_a_role_the_policy_lists(
         await subscribe(ws, "s1", query, variables)
         await bus_watch.until_active(1)
 
-        await services.pipeline.ingest([status_changed(CASE_ID, "IN_PROGRESS")])
+        # One change that every live feed reports: a new status (caseUpdated, caseStatusChanged) and an incident in
+        # a case where the caller holds a task (myNotifications).
+        await services.pipeline.ingest([status_changed(CASE_ID, "IN_PROGRESS"), incident_raised(CASE_ID, "I-9")])
 
         frame = await next_frame(ws)
     assert (frame["type"], frame["id"], "errors" in frame["payload"]) == ("next", "s1", False)

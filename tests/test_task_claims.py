@@ -5,9 +5,8 @@ A claim is one conditional update of the task's row: it never touches the case d
 event on the same case at the same moment keeps what the claim set, and the command it stages is relayed from
 the row (consumers/staging.py) and sent once.
 
-`test_a_reader_who_read_the_case_just_before_sees_the_claim` fails today: nothing tells the response cache (nor
-`case-updates`) that a claim changed what `case { tasks }` shows, so a reader keeps the pre-claim answer for up to
-`response_cache_seconds`.
+A claim also stages its `case.task_changed` for `case-updates`: that is what tells every instance's response cache
+(this one's through its bus) that `case { tasks }` changed.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from consumers import staging as staging_module
+from consumers.publication import TASK_CHANGED, record_event
 from consumers.pipeline import EventPipeline
 from settings import Settings
 from stores.case_scope import EVERYTHING
@@ -61,19 +61,27 @@ async def _open_case(services: Any) -> CaseStory:
 
 
 async def claim(services: Any, task_id: str, assignee: str, groups: Sequence[str],
-                staged: dict[str, Any]) -> dict[str, Any] | None:
+                *staged: dict[str, Any]) -> dict[str, Any] | None:
     """A claim as claimTask writes it: one conditional update of the row (open, unassigned, offered to one of
-    `groups`) that stages its command; None when the condition no longer holds."""
+    `groups`) that stages its command (and its published change); None when the condition no longer holds."""
     row = await services.tasks.visible(task_id, scope=EVERYTHING)
     assert row is not None
     return await services.tasks.change(
         row["_id"], {"assignee": None, "state": {"$in": list(OPEN_STATES)}, "candidateGroups": {"$in": list(groups)}},
-        {"assignee": assignee}, [staged], scope=EVERYTHING)
+        {"assignee": assignee}, list(staged), scope=EVERYTHING)
 
 
 def assignment_command(assignee: str) -> dict[str, Any]:
     """The staged form of the `task.assignment_changed` command a claim of T-1 by `assignee` sends."""
     return Message(id=f"claim:T-1:{assignee}", topic="commands", key=CASE_ID, event=command_event(assignee)).staged()
+
+
+def task_changed(assignee: str) -> dict[str, Any]:
+    """The staged `case.task_changed` a claim of T-1 by `assignee` publishes on `case-updates`."""
+    event = record_event(TASK_CHANGED, f"changed:T-1:{assignee}", {"caseId": CASE_ID, "customerId": "CUST-1"},
+                         datetime(2026, 11, 21, 12, tzinfo=timezone.utc),
+                         {"task": {"id": "T-1", "assignee": assignee}, "change": "TASK_CLAIMED", "by": assignee})
+    return Message(id=event["id"], topic="updates", key=CASE_ID, event=event).staged()
 
 
 def command_event(assignee: str) -> dict[str, Any]:
@@ -159,7 +167,7 @@ async def test_a_reader_who_read_the_case_just_before_sees_the_claim(services: A
     assert _task(before)["assignee"] is None
 
     # When back-office claims the task and relays what the claim staged, as a writer does right after its write
-    row = await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga"))
+    row = await claim(services, "T-1", "u-olga", ["back-office"], assignment_command("u-olga"), task_changed("u-olga"))
     await services.staging.relay_records(services.tasks, [row])
 
     # Then reading the case again shows who holds the task (not the answer cached before the claim)
