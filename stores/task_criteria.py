@@ -71,7 +71,8 @@ def matching_groups(token_groups: Iterable[str]) -> tuple[str, ...]:
 
 
 def _inbox_filter(inbox: Inbox) -> dict[str, Any]:
-    # Each branch of the $or is served by its own index: assignee_state_due, and group_state_due (multikey).
+    # Each branch of the $or is served by its own index: assignee_state_due, and group_assignee_state_branch_due
+    # (multikey).
     mine: dict[str, Any] = {"assignee": inbox.assignee}
     if not inbox.groups:
         return mine
