@@ -17,7 +17,9 @@ from consumers.relay import OutboxRelay
 from consumers.staging import Staging
 from consumers.updates import UpdatesBus
 from settings import Settings
+from stores.appointments import AppointmentStore
 from stores.audit import AuditStore
+from stores.calendar import CalendarStore
 from stores.case_criteria import Person
 from stores.case_scope import CaseScope
 from stores.cases import CaseStore
@@ -42,6 +44,8 @@ class Services:
     tasks: TaskStore
     terms: TermsStore
     notes: NoteStore
+    appointments: AppointmentStore
+    calendar: CalendarStore
     outbox: OutboxStore
     staging: Staging
     relay: OutboxRelay

@@ -25,7 +25,9 @@ from logs import configure_logging
 from edge.response_cache import ResponseCache
 from schema.build import build_schema
 from settings import Settings
+from stores.appointments import AppointmentStore
 from stores.audit import AuditStore
+from stores.calendar import CalendarStore
 from stores.cases import CaseStore
 from stores.database import Database, connect
 from stores.dead_letters import DeadLetterStore
@@ -56,12 +58,12 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     bus.add_listener(responses.on_published)
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
-    terms = TermsStore(database)
-    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms])
+    terms, appointments = TermsStore(database), AppointmentStore(database, cipher)
+    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms, appointments])
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,
-        terms=terms, staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
+        terms=terms, appointments=appointments, calendar=CalendarStore(database), staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
         verifier=TokenVerifier(settings),
@@ -93,6 +95,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
                       services.audit, services.notes):
             await store.ensure_indexes()
         await services.terms.ensure_indexes()
+        await services.appointments.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
         await index_participant_pesels(database, services.cipher)
         await services.verifier.start()

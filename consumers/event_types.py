@@ -197,6 +197,8 @@ class CaseCreated(Data):
     participants: list[Participant] = []
     processes: list[Process] = []
     forms: list[Form] = []
+    # The case's deadline (descriptive; its holders see it in their calendars).
+    dueAt: AwareDatetime | None = None
 
 
 class CaseUpdated(Data):
@@ -211,6 +213,7 @@ class CaseUpdated(Data):
     stage: str | None = None
     processes: list[Process] | None = None
     forms: list[Form] | None = None
+    dueAt: AwareDatetime | None = None  # null clears the deadline
 
     @model_validator(mode="after")
     def _not_empty(self) -> CaseUpdated:

@@ -16,7 +16,7 @@ from consumers.kafka_updates import UpdatesListener
 from consumers.pipeline import EventPipeline
 from consumers.publication import Published, published_from_event, wire_value
 from consumers.updates import UpdatesBus
-from stores.outbox import Message
+from stores.outbox import COMMANDS, UPDATES, Message
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class KafkaSender:
                 outcomes.append(error)
                 continue
             outcomes.append(None)
-            if message.topic == "updates" and self._on_update_sent is not None:
+            if message.topic == UPDATES and self._on_update_sent is not None:
                 self._on_update_sent(published_from_event(wire_value(message.event)))
         return outcomes
 
@@ -87,7 +87,7 @@ class KafkaClients:
 
     def sender(self, on_update_sent: Callable[[Published], None] | None = None) -> KafkaSender:
         """The outbox relay's sender to `case-updates` and `case-commands`."""
-        topics = {"updates": self._settings.kafka_topic_updates, "commands": self._settings.kafka_topic_commands}
+        topics = {UPDATES: self._settings.kafka_topic_updates, COMMANDS: self._settings.kafka_topic_commands}
         return KafkaSender(self, topics, on_update_sent)
 
     def dead_letters(self, fallback: StoreDeadLetters) -> DeadLetters:

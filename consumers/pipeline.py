@@ -33,7 +33,7 @@ from errors import Conflict
 from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
 from stores.events import EventStore
-from stores.outbox import Message
+from stores.outbox import COMMANDS, UPDATES, Message
 from stores.tasks import VISIBILITY_FIELDS, TaskChange, in_list_order, merge_task
 
 EVENTS_INGESTED = Counter(
@@ -41,8 +41,6 @@ EVENTS_INGESTED = Counter(
 )
 MAX_ATTEMPTS = 10
 RETRY_BACKOFF_SECONDS = 0.002
-UPDATES = "updates"
-COMMANDS = "commands"
 # The repository's own events that ask another system to act: the command is staged with the event's write.
 _COMMANDS = {incident_retry.RETRY_REQUESTED: incident_retry.command}
 

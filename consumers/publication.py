@@ -25,7 +25,8 @@ _ITEM_TIMES = {"historyAdded": ("at",), "incidents": ("at", "lastRetryAt"), "tas
                "offers": ("validUntil",)}
 TASK_CHANGED = "case.task_changed"
 TERMS_CHANGED = "case.terms_changed"
-RECORD_CHANGE_TYPES = frozenset({TASK_CHANGED, TERMS_CHANGED})
+APPOINTMENT_SCHEDULED = "case.appointment_scheduled"
+RECORD_CHANGE_TYPES = frozenset({TASK_CHANGED, TERMS_CHANGED, APPOINTMENT_SCHEDULED})
 # What a record-change event says of its case: enough for a subscriber's row scope and a cache's eviction.
 CASE_VISIBILITY = ("customerId", "caseType", "branch", "restricted")
 # Kafka's default message limit is 1 MiB: the state plus this many bytes of entries stays well below it.

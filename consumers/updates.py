@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from prometheus_client import Gauge
 
 from consumers.publication import Published, PublishedState, published_from_event, wire_value
-from stores.outbox import Message
+from stores.outbox import UPDATES, Message
 
 log = logging.getLogger(__name__)
 SUBSCRIBERS = Gauge("case_repository_live_subscribers", "Live update queues in this process")
@@ -78,6 +78,6 @@ class LocalSender:
 
     async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
         for message in messages:
-            if message.topic == "updates":
+            if message.topic == UPDATES:
                 self._bus.deliver(published_from_event(wire_value(message.event)))
         return [None] * len(messages)

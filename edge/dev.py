@@ -7,11 +7,12 @@ from aiohttp import web
 
 from edge.keys import SERVICES
 from settings import Settings
+from stores.outbox import COMMANDS
 
 
 async def dev_commands(request: web.Request) -> web.Response:
     """The CloudEvents sent on `case-commands`, oldest first; `?type=` narrows them to one type."""
-    sent = await request.app[SERVICES].outbox.sent("commands", request.query.get("type"))
+    sent = await request.app[SERVICES].outbox.sent(COMMANDS, request.query.get("type"))
     return web.json_response(sent, dumps=_dumps)
 
 

@@ -43,12 +43,10 @@ from consumers.publication import SOURCE, TASK_CHANGED, public_task, record_even
 from consumers.staging import history_effect
 from context import Context
 from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
-from stores.outbox import Message
+from stores.outbox import COMMANDS, UPDATES, Message
 from stores.task_criteria import matching_groups
 from stores.tasks import OPEN_STATES
 
-COMMANDS = "commands"
-UPDATES = "updates"
 COMPLETION_REQUESTED = "COMPLETION_REQUESTED"
 MAX_ASSIGNEE_LENGTH = 200
 # Lost races a change re-decides before giving up with CONFLICT (each loser normally hears why at once).

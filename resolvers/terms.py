@@ -31,11 +31,9 @@ from resolvers.employees import employee
 from errors import BadInput, Conflict, NotFound
 from resolvers.cases import get_case
 from resolvers.installments import monthly_installment
-from stores.outbox import Message
+from stores.outbox import COMMANDS, UPDATES, Message
 from stores.terms import VISIBILITY_FIELDS
 
-COMMANDS = "commands"
-UPDATES = "updates"
 MAX_ATTEMPTS = 3
 MAX_PERCENT = Decimal("100")
 _CURRENCY = re.compile(r"[A-Z]{3}")

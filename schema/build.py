@@ -11,6 +11,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from access.guards import attach_policy, federation_guard
+from schema.appointments import AppointmentMutations, CalendarQueries
 from schema.audit import AuditOperation, AuditQueries
 from schema.cases import Case, CaseQueries, Document, Participant
 from schema.customers import Customer, CustomerQueries
@@ -28,8 +29,10 @@ from schema.terms import NegotiatedTerms, NegotiatedTermsVersion, TermsMutations
 
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
-Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, TermsQueries, AuditQueries))
-Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutations, TermsMutations, NoteMutations))
+Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, TermsQueries,
+                              CalendarQueries, AuditQueries))
+Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutations, TermsMutations, NoteMutations,
+                                    AppointmentMutations))
 Subscription = merge_types("Subscription", (CaseSubscriptions, NotificationSubscriptions))
 
 

@@ -207,6 +207,7 @@ class Case:
     closed_at: datetime | None
     outcome: str | None
     version: int
+    due_at: datetime | None = strawberry.field(description="The case's deadline, if its process set one.")
     doc: strawberry.Private[dict[str, Any]]
 
     @classmethod
@@ -215,7 +216,8 @@ class Case:
             id=doc.get("_id") or doc["id"], case_type=doc["caseType"], title=doc["title"], status=doc["status"],
             stage=doc.get("stage"), channel=doc["channel"], branch=doc.get("branch"),
             source_system=doc["sourceSystem"], created_at=doc["createdAt"], updated_at=doc["updatedAt"],
-            closed_at=doc.get("closedAt"), outcome=doc.get("outcome"), version=doc["version"], doc=doc,
+            closed_at=doc.get("closedAt"), outcome=doc.get("outcome"), version=doc["version"],
+            due_at=doc.get("dueAt"), doc=doc,
         )
 
     @classmethod

@@ -22,6 +22,10 @@ COLLECTION = "outbox"
 PENDING, SENT, FAILED = "PENDING", "SENT", "FAILED"
 SENT_RETENTION = timedelta(days=7)
 
+# The two outbound topics, by the names the senders map to KAFKA_TOPIC_UPDATES and KAFKA_TOPIC_COMMANDS.
+UPDATES = "updates"
+COMMANDS = "commands"
+
 INDEXES = [
     IndexModel([("status", ASCENDING), ("leaseUntil", ASCENDING), ("createdAt", ASCENDING)], name="due"),
     IndexModel([("sentAt", ASCENDING)], name="sent_ttl", expireAfterSeconds=int(SENT_RETENTION.total_seconds())),

@@ -9,7 +9,7 @@ A new policy entry is covered without touching this file, or fails here until it
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
@@ -290,6 +290,12 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Mutation.addNote": ('mutation { addNote(caseId: "CASE-1", text: "Called back.") { author } }', {}),
     "Mutation.editNote": ('mutation { editNote(noteId: "N-1", text: "Called back twice.") { text } }', {}),
     "Mutation.deleteNote": ('mutation { deleteNote(noteId: "N-1") }', {}),
+    "Query.calendar": ("query ($from: DateTime!, $to: DateTime!) { calendar(from: $from, to: $to) { kind at title } }",
+                       {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}),
+    # An appointment must lie in the future: a week from now.
+    "Mutation.scheduleAppointment": (
+        'mutation ($at: DateTime!) { scheduleAppointment(caseId: "CASE-1", at: $at, channel: "BRANCH") { notified } }',
+        {"at": (datetime.now(timezone.utc) + timedelta(days=7)).strftime("%Y-%m-%dT10:00:00Z")}),
     "Subscription.caseUpdated": ('subscription { caseUpdated(id: "CASE-1") { id status } }', {}),
     "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
     # Pushed by the incident below: the caller (test.operator) holds T-1 of CASE-1.
