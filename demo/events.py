@@ -51,7 +51,7 @@ def _mortgage() -> _Case:
         "branch": "KRK-01", "sourceSystem": "branch-frontend", "customer": ANNA,
         "product": {"code": "MORT-FIX5", "name": "Mortgage, 5-year fixed rate", "amount": "350000.00",
                     "currency": "PLN"},
-        "status": "IN_PROGRESS", "stage": "APPLICATION",
+        "status": "IN_PROGRESS", "stage": "APPLICATION", "dueAt": "2026-12-15T16:00:00+00:00",
         "participants": [
             {"id": "P-1", "role": "PRIMARY_BORROWER", "name": ANNA["name"], "phone": "+48601200300",
              "pesel": ANNA["pesel"]},

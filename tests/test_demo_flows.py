@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from auth.dev_tokens import mint_dev_token
 from settings import Settings
+from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 OPERATIONS = Path(__file__).parents[1] / "graphql" / "operations"
 
@@ -19,15 +20,19 @@ def settings() -> Settings:
     return Settings(demo_data=True, outbox_relay_seconds=3600.0)
 
 
+def persona(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_dev_token(Settings(), name)}"}
+
+
 class Demo:
     """Runs a named operation of a file in graphql/operations/ as a dev persona."""
 
     def __init__(self, client: TestClient) -> None:
         self._client = client
 
-    async def __call__(self, persona: str, file: str, operation: str, variables: dict[str, Any] | None = None,
+    async def __call__(self, who: str, file: str, operation: str, variables: dict[str, Any] | None = None,
                        ) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {mint_dev_token(Settings(), persona)}"}
+        headers = persona(who)
         body = {"query": (OPERATIONS / file).read_text(), "operationName": operation, "variables": variables or {}}
         response = await self._client.post("/graphql", json=body, headers=headers)
         return await response.json()
@@ -130,3 +135,38 @@ async def test_notes_on_the_customer_card(demo: Demo) -> None:
     assert [v["text"] for v in edited["data"]["editNote"]["versions"]] == ["Prefers calls after 5 pm."]
     foreign = await demo("back-office", "note_changes.graphql", "DeleteNote", {"noteId": note_id})
     assert foreign["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+DECEMBER = {"from": "2026-12-01T00:00:00Z", "to": "2026-12-31T00:00:00Z"}
+
+
+async def test_an_appointment_enters_the_calendar_beside_held_tasks_and_deadlines(
+    demo: Demo, client: TestClient,
+) -> None:
+    booked = await demo("advisor", "schedule_appointment.graphql", "ScheduleAppointment", {
+        "caseId": "CASE-2026-000123", "at": "2026-12-07T10:00:00Z", "channel": "BRANCH",
+        "note": "Bring the co-borrower's income statement"})
+    assert booked["data"]["scheduleAppointment"]["notified"] is True
+
+    calendar = await demo("advisor", "calendar.graphql", "MyCalendar", DECEMBER)
+    assert [(e["kind"], e["at"], e["caseId"], e["taskId"]) for e in calendar["data"]["calendar"]] == [
+        ("TASK_DUE", "2026-12-03T10:00:00+00:00", "CASE-2026-000123", "T-123-4"),
+        ("APPOINTMENT", "2026-12-07T10:00:00+00:00", "CASE-2026-000123", None),
+        ("CASE_DEADLINE", "2026-12-15T16:00:00+00:00", "CASE-2026-000123", None)]
+    # The customer's SMS request, as a person reads it in dev
+    sent = await (await client.get("/dev/commands?type=notification.requested")).json()
+    assert [(e["data"]["template"], e["data"]["to"]) for e in sent] == [("appointment", "+48601200300")]
+
+
+async def test_the_advisor_hears_when_her_manager_assigns_her_a_task(
+    demo: Demo, client: TestClient, bus_watch: BusWatch,
+) -> None:
+    async with signed_in_socket(client, persona("advisor")) as advisor:
+        await subscribe(advisor, "bell", (OPERATIONS / "my_notifications.graphql").read_text())
+        await bus_watch.until_active(1)
+
+        await demo("team-manager", "task_changes.graphql", "AssignTask", {"taskId": "T-123-3", "assignee": "anna.nowak"})
+
+        frame = await next_frame(advisor)
+        assert (frame["type"], frame["payload"]["data"]["myNotifications"]["kind"],
+                frame["payload"]["data"]["myNotifications"]["taskId"]) == ("next", "TASK_ASSIGNED", "T-123-3")
