@@ -59,7 +59,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
     terms, appointments = TermsStore(database), AppointmentStore(database, cipher)
-    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms, appointments])
+    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms, appointments, notes])
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,

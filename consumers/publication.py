@@ -26,7 +26,9 @@ _ITEM_TIMES = {"historyAdded": ("at",), "incidents": ("at", "lastRetryAt"), "tas
 TASK_CHANGED = "case.task_changed"
 TERMS_CHANGED = "case.terms_changed"
 APPOINTMENT_SCHEDULED = "case.appointment_scheduled"
-RECORD_CHANGE_TYPES = frozenset({TASK_CHANGED, TERMS_CHANGED, APPOINTMENT_SCHEDULED})
+# A note on a case, or on a customer (then `caseId` is null and the message is keyed by the customer id).
+NOTE_CHANGED = "case.note_changed"
+RECORD_CHANGE_TYPES = frozenset({TASK_CHANGED, TERMS_CHANGED, APPOINTMENT_SCHEDULED, NOTE_CHANGED})
 # What a record-change event says of its case: enough for a subscriber's row scope and a cache's eviction.
 CASE_VISIBILITY = ("customerId", "caseType", "branch", "restricted")
 # Kafka's default message limit is 1 MiB: the state plus this many bytes of entries stays well below it.
@@ -78,7 +80,8 @@ class PublishedRecordChange:
     data: dict[str, Any]
 
     @property
-    def case_id(self) -> str:
+    def case_id(self) -> str | None:
+        """None only for a note written on a customer rather than on one of their cases."""
         return self.data["caseId"]
 
     @property
@@ -119,11 +122,14 @@ def record_event(event_type: str, event_id: str, record: dict[str, Any], at: dat
     """A `case.task_changed` / `case.terms_changed` CloudEvent about `record` (a task row or terms document, which
     carry their case's id and visibility); its id is drawn once by the writer and staged with the change."""
     case_id = record["caseId"]
-    return {
+    event = {
         "specversion": "1.0", "id": event_id, "source": SOURCE, "type": event_type, "subject": case_id,
         "time": at.isoformat().replace("+00:00", "Z"), "datacontenttype": "application/json",
         "data": {"caseId": case_id, **{name: record.get(name) for name in CASE_VISIBILITY}, **data},
     }
+    if case_id is None:
+        del event["subject"]  # optional in CloudEvents: a customer's note is about no case
+    return event
 
 
 def _entries_within_budget(added: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
@@ -160,7 +166,9 @@ def published_from_event(value: bytes) -> Published:
     if event_type not in RECORD_CHANGE_TYPES:
         raise ValueError(f"unknown case-updates event type {event_type!r}")
     data = event["data"]
-    if not isinstance(data, dict) or not isinstance(data.get("caseId"), str) or not isinstance(event.get("id"), str):
+    if not isinstance(data, dict) or not isinstance(event.get("id"), str) or not (
+            isinstance(data.get("caseId"), str)
+            or (event_type == NOTE_CHANGED and data.get("caseId") is None and isinstance(data.get("customerId"), str))):
         raise ValueError(f"{event_type} without an id or data.caseId")
     task = data.get("task")
     if isinstance(task, dict):

@@ -25,9 +25,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from auth.principal import Principal
+from consumers.publication import NOTE_CHANGED, record_event
+from consumers.staging import history_effect
 from context import Context
-from resolvers.employees import employee
 from errors import BadInput, Conflict, Forbidden, NotFound
+from resolvers.employees import employee
+from stores.outbox import UPDATES, Message
 
 MAX_TEXT_LENGTH = 4_000
 # Lost races an edit re-reads the note for before giving up with CONFLICT.
@@ -73,9 +76,17 @@ def _audit(context: Context, row: dict[str, Any], name: str, old: Any, new: Any)
                                   "old": old, "new": new})
 
 
-def _changed(context: Context, row: dict[str, Any]) -> None:
-    """A cached `case` answer may show this note: forget it."""
-    context.services.responses.changed(row.get("caseId") or "", row["customerId"])
+def _note_changed(row: dict[str, Any], change: str, by: Principal, at: datetime) -> dict[str, Any]:
+    """`case.note_changed` for `case-updates` (no text: the note's words stay in the store), staged with the write,
+    so every instance forgets cached answers that showed the note."""
+    event = record_event(NOTE_CHANGED, str(uuid.uuid4()), row, at,
+                         {"noteId": row["_id"], "change": change, "by": by.username})
+    return Message(id=event["id"], topic=UPDATES, key=row.get("caseId") or row["customerId"], event=event).staged()
+
+
+async def _relay(context: Context, written: dict[str, Any]) -> None:
+    # The fast path; if this process stops first, the relay loop sends what the row staged.
+    await context.services.staging.relay_records(context.services.notes, [written])
 
 
 async def add_note(context: Context, case_id: str | None, customer_id: str | None, text: str) -> dict[str, Any]:
@@ -87,17 +98,18 @@ async def add_note(context: Context, case_id: str | None, customer_id: str | Non
     at = _now()
     note = {"_id": str(uuid.uuid4()), "caseId": case_id, "customerId": customer_id, "text": body,
             "author": principal.username, "authorId": principal.subject, "channel": context.channel, "at": at}
-    await context.services.notes.add(note)
-    _audit(context, note, "text", None, body)
+    staged = [_note_changed(note, "NOTE_ADDED", principal, at)]
     if case_id is not None:
-        await context.services.history.append([{
+        staged.append(history_effect({
             "_id": f"note:{note['_id']}", "id": f"note:{note['_id']}", "caseId": case_id, "kind": "NOTE_ADDED",
             "summary": f"Note added by {principal.username}",
             "actor": {"type": "USER", "id": principal.subject, "name": principal.username},
             "channel": context.channel, "at": at, "details": {"noteId": note["_id"]},
-        }])
-    _changed(context, note)
-    return {"versions": [], **note}
+        }))
+    written = await context.services.notes.add(note, staged, at)
+    _audit(context, note, "text", None, body)
+    await _relay(context, written)
+    return written
 
 
 async def _own_note(context: Context, principal: Principal, note_id: str) -> dict[str, Any]:
@@ -123,10 +135,12 @@ async def edit_note(context: Context, note_id: str, text: str) -> dict[str, Any]
         row = await _own_note(context, principal, note_id)
         if row["text"] == body:
             return row  # nothing to keep as a version
-        written = await context.services.notes.change_text(row, body, _now())
+        at = _now()
+        written = await context.services.notes.change_text(row, body, at, [_note_changed(row, "NOTE_EDITED",
+                                                                                          principal, at)])
         if written is not None:
             _audit(context, row, "text", row["text"], body)
-            _changed(context, row)
+            await _relay(context, written)
             return written
     raise Conflict(f"note {note_id} kept changing; read it again")
 
@@ -135,9 +149,12 @@ async def delete_note(context: Context, note_id: str) -> bool:
     principal = employee(context, "write notes")
     for _attempt in range(MAX_ATTEMPTS):
         row = await _own_note(context, principal, note_id)
-        if await context.services.notes.mark_deleted(row, _now(), principal.subject):
+        at = _now()
+        written = await context.services.notes.mark_deleted(row, at, principal.subject,
+                                                            [_note_changed(row, "NOTE_DELETED", principal, at)])
+        if written is not None:
             _audit(context, row, "deleted", False, True)
-            _changed(context, row)
+            await _relay(context, written)
             return True
     raise Conflict(f"note {note_id} kept changing; read it again")
 

@@ -7,7 +7,7 @@ run). A feed that drops some admitted changes (`myNotifications`) marks only the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 
 from auth.principal import Principal
@@ -42,11 +42,14 @@ def audit_push(context: Context, published: Published) -> None:
     context.audit.cases_returned([published.case])
 
 
-async def visible_updates(context: Context, case_id: str | None, operation: str) -> AsyncIterator[PublishedState]:
-    """Applied states of one case (or all cases) that the caller's scope admits, until the token expires."""
+async def visible_updates(context: Context, case_id: str | None, operation: str,
+                          wanted: Callable[[PublishedState], bool] = lambda _: True) -> AsyncIterator[PublishedState]:
+    """Applied states of one case (or all cases) that the caller's scope admits and the feed `wanted`, until the
+    token expires. Only what is pushed is audited: a state the feed drops was never shown."""
     principal = signed_in(context, operation)
     with context.services.bus.subscribe(case_id) as queue:
         async for published in admitted(context, principal, queue):
-            if isinstance(published, PublishedState):  # the queue takes states only; the type checker cannot know
+            # The queue takes states only; the type checker cannot know.
+            if isinstance(published, PublishedState) and wanted(published):
                 audit_push(context, published)
                 yield published

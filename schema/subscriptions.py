@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
+from consumers.publication import PublishedState
 from resolvers.subscriptions import visible_updates
 from schema.cases import Case
 
@@ -28,10 +29,12 @@ class Subscription:
     @strawberry.subscription(description="The case after each applied change.")
     async def case_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[Case, None]:
         last_version = -1
-        async for published in visible_updates(info.context, id, "caseUpdated"):
+
+        def news(published: PublishedState) -> bool:
             # case-updates is at-least-once: a republished version is not news.
-            if published.state["version"] <= last_version:
-                continue
+            return published.state["version"] > last_version
+
+        async for published in visible_updates(info.context, id, "caseUpdated", news):
             last_version = published.state["version"]
             yield Case.from_doc(published.state)
 
@@ -39,14 +42,14 @@ class Subscription:
     async def case_status_changed(
         self, info: Info, customer_id: strawberry.ID | None = None, case_type: str | None = None,
     ) -> AsyncGenerator[CaseStatusChange, None]:
-        async for published in visible_updates(info.context, None, "caseStatusChanged"):
+        def listed(published: PublishedState) -> bool:
             state = published.state
-            if not published.status_changed:
-                continue
-            if customer_id is not None and state.get("customerId") != customer_id:
-                continue
-            if case_type is not None and state.get("caseType") != case_type:
-                continue
+            return (published.status_changed
+                    and (customer_id is None or state.get("customerId") == customer_id)
+                    and (case_type is None or state.get("caseType") == case_type))
+
+        async for published in visible_updates(info.context, None, "caseStatusChanged", listed):
+            state = published.state
             yield CaseStatusChange(
                 case_id=state["id"], customer_id=state.get("customerId"), case_type=state["caseType"],
                 status=state["status"], previous_status=published.previous_status, stage=state.get("stage"),

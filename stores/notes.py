@@ -3,7 +3,9 @@
 A row is `_id`, `caseId` (None on a customer's note), `customerId` (the case's customer on a case note, so the
 audit and the customer card can name them), `text`, `author` (preferred_username), `authorId` (sub), `channel`,
 `at` (when it was added), `editedAt` (when its text was last changed), `versions` (every earlier text with the
-moment it was written, oldest first), `version` (a counter guarding edits) and `deleted`. A delete only sets
+moment it was written, oldest first), `version` (a counter guarding edits), `deleted`, and `outbox` / `stagedAt`
+(what the write implies elsewhere — a case note's history row, the `case.note_changed` message — staged in the same
+write and relayed by consumers/staging.py, so a crash between the two loses neither). A delete only sets
 `deleted`: the record stays for the audit, and every read here leaves it out.
 
 Row scope is not copied onto the row: a case note is visible to whoever may see its case, a customer note to
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 
 from stores.database import Database
 
@@ -27,6 +29,7 @@ INDEXES = [
     # Case.notes and Customer.notes, newest first.
     IndexModel([("caseId", ASCENDING), ("at", DESCENDING)], name="case_newest"),
     IndexModel([("customerId", ASCENDING), ("caseId", ASCENDING), ("at", DESCENDING)], name="customer_newest"),
+    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
 ]
 _LIVE = {"deleted": {"$ne": True}}
 _NEWEST_FIRST = [("at", DESCENDING), ("_id", DESCENDING)]
@@ -46,9 +49,12 @@ class NoteStore:
     async def ensure_indexes(self) -> None:
         await self._notes.create_indexes(INDEXES)
 
-    async def add(self, note: dict[str, Any]) -> None:
-        """Insert a new note row (with its `_id`)."""
-        await self._notes.insert_one({"versions": [], "version": 1, "deleted": False, **note})
+    async def add(self, note: dict[str, Any], staged: Sequence[dict[str, Any]], at: datetime) -> dict[str, Any]:
+        """Insert a new note row (with its `_id`) with the effects it stages; the row as written."""
+        row = {"versions": [], "version": 1, "deleted": False, **note, "outbox": list(staged),
+               **({"stagedAt": at} if staged else {})}
+        await self._notes.insert_one(row)
+        return row
 
     async def get(self, note_id: str) -> dict[str, Any] | None:
         """The note, unless deleted; the caller decides whether its case or customer is visible."""
@@ -65,19 +71,38 @@ class NoteStore:
             {"customerId": {"$in": list(customer_ids)}, "caseId": None, **_LIVE}).sort(_NEWEST_FIRST).to_list(None)
         return _by("customerId", rows)
 
-    async def change_text(self, row: dict[str, Any], text: str, at: datetime) -> dict[str, Any] | None:
+    async def change_text(self, row: dict[str, Any], text: str, at: datetime,
+                          staged: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         """Replace the text of `row` as read (its `version`), keeping the old text in `versions`; the row as
         written, or None when it changed or was deleted meanwhile."""
         previous = {"text": row["text"], "at": row.get("editedAt") or row["at"]}
         return await self._notes.find_one_and_update(
             {"_id": row["_id"], "version": row["version"], **_LIVE},
-            {"$set": {"text": text, "editedAt": at}, "$push": {"versions": previous}, "$inc": {"version": 1}},
+            {"$set": {"text": text, "editedAt": at, "stagedAt": at},
+             "$push": {"versions": previous, "outbox": {"$each": list(staged)}}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
 
-    async def mark_deleted(self, row: dict[str, Any], at: datetime, by: str) -> bool:
-        """Hide `row` as read (its `version`); False when it changed or was deleted meanwhile."""
-        result = await self._notes.update_one(
+    async def mark_deleted(self, row: dict[str, Any], at: datetime, by: str,
+                           staged: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+        """Hide `row` as read (its `version`); the row as written, or None when it changed or was deleted meanwhile."""
+        return await self._notes.find_one_and_update(
             {"_id": row["_id"], "version": row["version"], **_LIVE},
-            {"$set": {"deleted": True, "deletedAt": at, "deletedBy": by}, "$inc": {"version": 1}})
-        return result.modified_count == 1
+            {"$set": {"deleted": True, "deletedAt": at, "deletedBy": by, "stagedAt": at},
+             "$push": {"outbox": {"$each": list(staged)}}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
+        """Rows whose staged effects were not relayed (their writer stopped before it could)."""
+        return await self._notes.find({"stagedAt": {"$lt": older_than}},
+                                      {"outbox": 1, "version": 1, "caseId": 1, "customerId": 1}).limit(
+            limit).to_list(None)
+
+    async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
+        """Forget the staged effects of these rows (as read) unless someone changed them since."""
+        if relayed:
+            await self._notes.bulk_write([
+                UpdateOne({"_id": row["_id"], "version": row["version"]},
+                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
+                for row in relayed], ordered=False)

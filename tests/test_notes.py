@@ -276,3 +276,42 @@ async def test_a_page_of_50_cases_with_their_notes_costs_one_notes_read(
     assert [e["node"] for e in edges] == [{"id": f"CASE-{i:02d}", "notes": [{"text": f"Note {i}"}]} for i in range(50)]
     assert database.round_trips.by_operation == {"cases.aggregate": 1, "cases.count_documents": 1, "notes.find": 1,
                                                  "audit.insert_one": 1}
+
+
+async def test_every_note_change_is_published_without_its_text(gql: Any, services: Any, cases: None) -> None:
+    on_case = await add(gql, ADD_ON_CASE, "CASE-1", "Customer asked for a lower margin.")
+    on_customer = await add(gql, ADD_ON_CUSTOMER, "CUST-1", "Prefers calls after 5 pm.")
+    await gql(EDIT, {"id": on_case["id"], "text": "Customer asked for a lower margin again."}, headers=ANNA)
+    await gql(DELETE, {"id": on_customer["id"]}, headers=ANNA)
+
+    published = [e for e in await services.outbox.sent("updates") if e["type"] == "case.note_changed"]
+    assert [(e.get("subject"), e["data"]["caseId"], e["data"]["customerId"], e["data"]["noteId"], e["data"]["change"],
+             e["data"]["by"]) for e in published] == [
+        ("CASE-1", "CASE-1", "CUST-1", on_case["id"], "NOTE_ADDED", "anna.nowak"),
+        (None, None, "CUST-1", on_customer["id"], "NOTE_ADDED", "anna.nowak"),
+        ("CASE-1", "CASE-1", "CUST-1", on_case["id"], "NOTE_EDITED", "anna.nowak"),
+        (None, None, "CUST-1", on_customer["id"], "NOTE_DELETED", "anna.nowak")]
+    assert "margin" not in repr(published) and "5 pm" not in repr(published)
+
+
+async def test_a_note_whose_writer_stopped_before_relaying_reaches_the_history_through_the_relay_loop(
+    gql: Any, services: Any, database: Any, cases: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def stopped(*_args: Any) -> None:
+        return None
+
+    relay_records = services.staging.relay_records
+    monkeypatch.setattr(services.staging, "relay_records", stopped)
+    note = await add(gql, ADD_ON_CASE, "CASE-1", "Called back.")
+    assert [e["kind"] for e in (await database.collection("notes").find_one({"_id": note["id"]}))["outbox"]] == [
+        "message", "history"]
+    monkeypatch.setattr(services.staging, "relay_records", relay_records)
+
+    # The relay loop's sweep takes over what the stopped writer staged (its stagedAt is minutes old)
+    await services.staging.sweep()
+
+    history = await gql("""query { case(id: "CASE-1") { history(first: 1) { edges { node { kind summary } } } } }""",
+                        headers=ANNA)
+    assert history["data"]["case"]["history"]["edges"] == [
+        {"node": {"kind": "NOTE_ADDED", "summary": "Note added by anna.nowak"}}]
+    assert (await database.collection("notes").find_one({"_id": note["id"]}))["outbox"] == []

@@ -377,7 +377,8 @@ async def seeded(services: Services) -> None:
                                           "customerId": "CUST-1"}, SEEDED_TERMS, 0)
     await services.notes.add({"_id": "N-1", "caseId": CASE_ID, "customerId": EVENT["customer"]["id"],
                               "text": "Called.", "author": "test.operator", "at": BASE_TIME,
-                              "authorId": jwt.decode(token(), options={"verify_signature": False})["sub"]})
+                              "authorId": jwt.decode(token(), options={"verify_signature": False})["sub"]},
+                             [], BASE_TIME)
 
 
 async def nothing_published(services: Services, database: Database) -> None:

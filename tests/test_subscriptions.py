@@ -118,6 +118,31 @@ async def test_case_status_changed_pushes_only_status_changes_matching_the_filte
         ]
 
 
+AUDITOR = bearer(username="tomasz.kaminski", roles=("auditor",))
+TRAIL = "{ auditTrail(first: 50) { edges { node { actorName operation caseIds } } } }"
+
+
+async def test_a_push_s_audit_record_names_only_the_case_it_showed(
+    client: TestClient, services: Any, gql: Any, bus_watch: BusWatch,
+) -> None:
+    await services.pipeline.ingest([created("CASE-M1", time=at(0)),
+                                    created("CASE-M2", time=at(0), data={"customer": {"id": "CUST-2", "name": "P"}})])
+    async with signed_in_socket(client, bearer(username="ewa.filter")) as ws:
+        await subscribe(ws, "anna", STATUS_CHANGED, {"customerId": "CUST-1"})
+        await bus_watch.until_active(1)
+
+        # When Piotr's case changes status (dropped by the filter), then Anna's (pushed)
+        await services.pipeline.ingest([status_changed("CASE-M2", "DECISION", "DECISION", time=at(1))])
+        await services.pipeline.ingest([status_changed("CASE-M1", "DECISION", "DECISION", time=at(2))])
+        frame = await next_frame(ws)
+        assert frame["payload"]["data"]["caseStatusChanged"]["caseId"] == "CASE-M1"
+
+    # Then the only push on record names Anna's case alone: the dropped change was never shown
+    trail = (await gql(TRAIL, headers=AUDITOR))["data"]["auditTrail"]["edges"]
+    assert [e["node"] for e in trail if e["node"]["actorName"] == "ewa.filter"] == [
+        {"actorName": "ewa.filter", "operation": "CaseStatusChanged", "caseIds": ["CASE-M1"]}]
+
+
 async def test_closing_the_socket_ends_its_subscriptions(
     client: TestClient, services: Any, bus_watch: BusWatch,
 ) -> None:
