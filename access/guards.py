@@ -41,7 +41,9 @@ class SensitiveField(FieldExtension):
         if context.principal is None:
             raise Unauthenticated("sign in to read this field")
         key = f"{info.path.typename}.{info.field_name}"
-        access = field_access(key, context.principal.roles, context.channel)
+        # The view is the token's channel claim: an X-Channel header is the client's own word, so a call that names
+        # its channel only there gets the view of a call that names none (never more); the audit still records it.
+        access = field_access(key, context.principal.roles, context.principal.channel)
         if access is Access.DENIED:
             raise Forbidden(f"{key} is not visible to your roles")
         return key, access

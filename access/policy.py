@@ -128,10 +128,11 @@ CHANNEL_VIEWS: dict[str | None, ChannelView] = {
     "ONLINE": _CUSTOMER_CHANNEL,
     "MOBILE": _CUSTOMER_CHANNEL,
     "PANEL": _CUSTOMER_CHANNEL,
-    # Without a channel claim the X-Channel header is the client's to send or omit: omitting it must not show more
-    # than the narrowest channel does, so no channel is the most restrictive view too.
-    None: replace(_CUSTOMER_CHANNEL, why="the call names no channel; where the token has no `channel` claim the "
-                                        "header is the client's to omit, so omitting it must not show more"),
+    # Without a channel claim the X-Channel header is the client's to send, omit or forge: the view is chosen by the
+    # claim alone (access/guards.py), and no claim is the most restrictive view too.
+    None: replace(_CUSTOMER_CHANNEL, why="the token has no `channel` claim: an `X-Channel` header is the client's "
+                                        "own word (recorded, never trusted), so naming no channel or naming one "
+                                        "only there must not show more than the narrowest channel"),
 }
 
 # Every field whose value depends on the caller's roles or channel; each carries a guard (access/guards.py).

@@ -32,7 +32,8 @@ def policy_markdown() -> str:
     lines.append("| --- " * (len(ROLES) + 1) + "|")
     for key, rule in FIELD_POLICY.items():
         lines.append(f"| `{key}` | " + " | ".join(_MARK[rule.access(frozenset({role}))] for role in ROLES) + " |")
-    lines += ["", "**Views per channel** (the channel of the call: the token's `channel` claim, else `X-Channel`). "
+    lines += ["", "**Views per channel** (the token's `channel` claim; a channel named only by `X-Channel` gets the "
+              "no-channel row). "
               "A field is shown as the more restrictive of its role rule above (a field without one: full to "
               "whoever reads its object) and its channel's row (`access.policy.field_access`). Hidden = `null` "
               "with no error, so a dashboard page still renders; the audit records it as `Document.url:hidden`. "

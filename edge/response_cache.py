@@ -75,8 +75,9 @@ class ResponseCache:
         """The cache key of a request, or None when its answer must not be cached."""
         if not self.enabled or principal is None or not query or not cacheable_operation(query, operation_name):
             return None
+        # The view follows the token's channel claim; the call's channel (a header, maybe) is kept apart too.
         caller = (principal.kind, principal.subject, principal.roles, principal.branch, principal.case_id,
-                  principal.participant_id, channel)
+                  principal.participant_id, principal.channel, channel)
         return caller, query, operation_name, orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
 
     def changes(self) -> int:

@@ -147,6 +147,9 @@ async def test_each_channel_shows_the_case_as_its_row_says_and_the_audit_says_ho
 ) -> None:
     answer = await post(client, CASE_VIEW, {"id": "CASE-1"}, through(channel, via, roles, "jan.kowalczyk"))
 
+    # A channel named only by the X-Channel header is the client's word: it never shows more than naming none
+    if via == "header":
+        view, fields = LEAST_VIEW, LEAST_FIELDS
     assert answer == {"data": {"case": view}}
     assert await audited_reads(client) == [
         {"actorName": "jan.kowalczyk", "operation": "CaseView", "channel": channel, "fields": fields, "outcome": "ok"}]
@@ -165,10 +168,10 @@ async def test_a_call_that_names_no_channel_gets_the_most_restrictive_view(clien
 async def test_the_same_token_answers_differently_through_branch_call_center_and_back_office(
     client: TestClient, seeded: None,
 ) -> None:
-    """One advisor token without a channel claim, one query, three headers in a row: no answer (nor a cached
-    one) leaks from one channel into the next."""
-    token = bearer(username="jan.kowalczyk", roles=ADVISOR_ROLES)
-    answers = [await post(client, CASE_VIEW, {"id": "CASE-1"}, token | {"X-Channel": channel})
+    """One advisor, one query, through the branch's, the call center's and the back office's app (each token's
+    channel claim) in a row: no answer (nor a cached one) leaks from one channel into the next."""
+    answers = [await post(client, CASE_VIEW, {"id": "CASE-1"},
+                          bearer(username="jan.kowalczyk", roles=ADVISOR_ROLES, channel=channel))
                for channel in ("BRANCH", "CALL_CENTER", "BACK_OFFICE", "CALL_CENTER")]
 
     assert answers == [{"data": {"case": FULL_VIEW}}, {"data": {"case": CALL_CENTER_VIEW}},
@@ -184,10 +187,9 @@ async def test_call_center_vs_branch_on_the_same_customer_exact_masked_and_unmas
     """The customer 360 reaches the PESEL and the terms by another path: the same rows apply."""
     query = """{ customer(id: "CUST-1") { name pesel negotiatedTerms { caseId rate margin fees monthlyInstallment }
                  cases { edges { node { documents { id url } participants { id phone pesel } } } } } }"""
-    token = bearer(username="jan.kowalczyk", roles=ADVISOR_ROLES)
-
-    branch = await post(client, query, {}, token | {"X-Channel": "BRANCH"})
-    call_center = await post(client, query, {}, token | {"X-Channel": "CALL_CENTER"})
+    branch = await post(client, query, {}, bearer(username="jan.kowalczyk", roles=ADVISOR_ROLES, channel="BRANCH"))
+    call_center = await post(client, query, {},
+                             bearer(username="jan.kowalczyk", roles=ADVISOR_ROLES, channel="CALL_CENTER"))
 
     assert branch == {"data": {"customer": {
         "name": "Anna Kowalska", "pesel": "85031207819",

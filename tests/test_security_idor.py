@@ -452,17 +452,22 @@ async def test_an_answer_given_to_one_caller_is_not_given_to_another_who_asks_th
 async def test_a_masked_answer_is_not_upgraded_and_a_full_one_not_reused_through_another_channel(
     client: TestClient, services: Services,
 ) -> None:
-    """A token without a channel claim takes X-Channel; the same token through two channels gets two answers."""
+    """The same person through two channels (their tokens' claims) gets two answers, and a channel named only by
+    the X-Channel header never upgrades a masked one."""
     await seed(services)
-    advisor = bearer(roles=("advisor",), branch="KRK-01", username="anna.krk")
     query = '{ case(id: "CASE-KRK") { customer { pesel } } }'
 
-    full = await client.post("/graphql", json={"query": query}, headers=advisor | {"X-Channel": "BRANCH"})
-    online = await client.post("/graphql", json={"query": query}, headers=advisor | {"X-Channel": "ONLINE"})
-    branch_again = await client.post("/graphql", json={"query": query}, headers=advisor | {"X-Channel": "BRANCH"})
+    def advisor(channel: str | None = None) -> dict[str, str]:
+        return bearer(roles=("advisor",), branch="KRK-01", username="anna.krk", channel=channel)
+
+    full = await client.post("/graphql", json={"query": query}, headers=advisor("BRANCH"))
+    online = await client.post("/graphql", json={"query": query}, headers=advisor("ONLINE"))
+    branch_again = await client.post("/graphql", json={"query": query}, headers=advisor("BRANCH"))
+    claimed_by_header = await client.post("/graphql", json={"query": query}, headers=advisor() | {"X-Channel": "BRANCH"})
 
     assert await full.json() == {"data": {"case": {"customer": {"pesel": KRK_PESEL}}}}
     assert await online.json() == {"data": {"case": {"customer": {"pesel": "*******7819"}}}}
+    assert await claimed_by_header.json() == {"data": {"case": {"customer": {"pesel": "*******7819"}}}}
     assert await branch_again.json() == {"data": {"case": {"customer": {"pesel": KRK_PESEL}}}}
 
 
