@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel
 
 from stores.case_scope import CaseScope, within_scope
 from stores.database import Database
 from stores.protection import FieldCipher, open_envelope, seal_envelope
+from stores.staged_records import STAGED_INDEX, StagedRecords
 
 COLLECTION = "appointments"
 VISIBILITY_FIELDS = ("caseType", "branch", "restricted", "customerId")
@@ -34,13 +35,14 @@ INDEXES = [
     # The calendar's question: my appointments in a time range.
     IndexModel([("employeeId", ASCENDING), ("at", ASCENDING)], name="employee_at"),
     IndexModel([("caseId", ASCENDING), ("at", ASCENDING)], name="case_at"),
-    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
+    STAGED_INDEX,
 ]
 
 
 class AppointmentStore:
     def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self._appointments = db.collection(COLLECTION)
+        self._staged = StagedRecords(self._appointments, "revision")
         self._cipher = cipher
 
     async def ensure_indexes(self) -> None:
@@ -62,20 +64,13 @@ class AppointmentStore:
 
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
         """Rows whose staged effects were not relayed (their writer stopped before it could), effects in clear."""
-        rows = await self._appointments.find(
-            {"stagedAt": {"$lt": older_than}}, {"outbox": 1, "revision": 1, "caseId": 1, "customerId": 1}).limit(
-            limit).to_list(None)
+        rows = await self._staged.staged(older_than, limit)
         for row in rows:
             row["outbox"] = [self._opened(e) for e in row.get("outbox") or ()]
         return rows
 
     async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
-        """Forget the staged effects of these rows (as read) unless someone changed them since."""
-        if relayed:
-            await self._appointments.bulk_write([
-                UpdateOne({"_id": row["_id"], "revision": row["revision"]},
-                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
-                for row in relayed], ordered=False)
+        await self._staged.clear(relayed)
 
     def _sealed(self, effect: dict[str, Any]) -> dict[str, Any]:
         if effect.get("kind") != "message" or not effect.get("sensitive"):

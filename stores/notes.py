@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 
 from stores.database import Database
+from stores.staged_records import STAGED_INDEX, StagedRecords
 
 COLLECTION = "notes"
 
@@ -29,7 +30,7 @@ INDEXES = [
     # Case.notes and Customer.notes, newest first.
     IndexModel([("caseId", ASCENDING), ("at", DESCENDING)], name="case_newest"),
     IndexModel([("customerId", ASCENDING), ("caseId", ASCENDING), ("at", DESCENDING)], name="customer_newest"),
-    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
+    STAGED_INDEX,
 ]
 _LIVE = {"deleted": {"$ne": True}}
 _NEWEST_FIRST = [("at", DESCENDING), ("_id", DESCENDING)]
@@ -45,6 +46,7 @@ def _by(key: str, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
 class NoteStore:
     def __init__(self, db: Database) -> None:
         self._notes = db.collection(COLLECTION)
+        self._staged = StagedRecords(self._notes, "version")
 
     async def ensure_indexes(self) -> None:
         await self._notes.create_indexes(INDEXES)
@@ -94,15 +96,8 @@ class NoteStore:
         )
 
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
-        """Rows whose staged effects were not relayed (their writer stopped before it could)."""
-        return await self._notes.find({"stagedAt": {"$lt": older_than}},
-                                      {"outbox": 1, "version": 1, "caseId": 1, "customerId": 1}).limit(
-            limit).to_list(None)
+        return await self._staged.staged(older_than, limit)
 
     async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
-        """Forget the staged effects of these rows (as read) unless someone changed them since."""
-        if relayed:
-            await self._notes.bulk_write([
-                UpdateOne({"_id": row["_id"], "version": row["version"]},
-                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
-                for row in relayed], ordered=False)
+        await self._staged.clear(relayed)
+

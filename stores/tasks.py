@@ -18,6 +18,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 from errors import Conflict
 from stores.case_scope import CaseScope, within_scope
 from stores.database import DUPLICATE_KEY, Database
+from stores.staged_records import STAGED_INDEX, StagedRecords
 from stores.task_criteria import OPEN_STATES, TaskCriteria, TaskOrder, after_filter, sort_key, sort_spec, task_filter
 
 COLLECTION = "tasks"
@@ -40,7 +41,7 @@ INDEXES = [
     # What I hold.
     IndexModel([("assignee", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="assignee_state_due"),
     IndexModel([("branch", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="branch_state_due"),
-    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
+    STAGED_INDEX,
 ]
 # Indexes an earlier version created and INDEXES replaces: dropped at startup, so writes stop paying for them.
 SUPERSEDED_INDEXES = ("group_state_due",)
@@ -91,6 +92,7 @@ def _engine_fields(task: dict[str, Any]) -> dict[str, Any]:
 class TaskStore:
     def __init__(self, db: Database) -> None:
         self._tasks = db.collection(COLLECTION)
+        self._staged = StagedRecords(self._tasks, "version")
 
     async def ensure_indexes(self) -> None:
         existing = await self._tasks.index_information()
@@ -185,17 +187,10 @@ class TaskStore:
         return await self._tasks.count_documents(within_scope(task_filter(criteria), scope, id_field="caseId"))
 
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
-        """Rows whose staged messages were not relayed (their writer stopped before it could)."""
-        return await self._tasks.find({"stagedAt": {"$lt": older_than}},
-                                      {"outbox": 1, "version": 1, "caseId": 1, "customerId": 1}).limit(limit).to_list(None)
+        return await self._staged.staged(older_than, limit)
 
     async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
-        """Forget the staged effects of these rows (as read) unless someone changed them since."""
-        if relayed:
-            await self._tasks.bulk_write([
-                UpdateOne({"_id": row["_id"], "version": row["version"]},
-                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
-                for row in relayed], ordered=False)
+        await self._staged.clear(relayed)
 
     async def visible(self, task_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
         """The row of task `task_id` if the caller's row scope admits its case (claims decide on it)."""

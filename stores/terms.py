@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from stores.case_scope import CaseScope, within_scope
 from stores.database import Database
+from stores.staged_records import STAGED_INDEX, StagedRecords
 
 COLLECTION = "negotiated_terms"
 VISIBILITY_FIELDS = ("caseType", "branch", "restricted", "customerId")
@@ -25,13 +26,14 @@ _READ_PROJECTION = {"outbox": 0, "stagedAt": 0}
 
 INDEXES = [
     IndexModel([("customerId", ASCENDING)], name="customer"),
-    IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
+    STAGED_INDEX,
 ]
 
 
 class TermsStore:
     def __init__(self, db: Database) -> None:
         self._terms = db.collection(COLLECTION)
+        self._staged = StagedRecords(self._terms, "revision")
 
     async def ensure_indexes(self) -> None:
         await self._terms.create_indexes(INDEXES)
@@ -90,15 +92,8 @@ class TermsStore:
             return_document=ReturnDocument.AFTER)
 
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
-        """Documents whose staged commands were not relayed (their writer stopped before it could)."""
-        return await self._terms.find({"stagedAt": {"$lt": older_than}},
-                                      {"outbox": 1, "revision": 1, "caseId": 1, "customerId": 1}).limit(
-            limit).to_list(None)
+        return await self._staged.staged(older_than, limit)
 
     async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
-        """Forget the staged commands of these documents (as read) unless someone changed them since."""
-        if relayed:
-            await self._terms.bulk_write([
-                UpdateOne({"_id": doc["_id"], "revision": doc["revision"]},
-                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
-                for doc in relayed], ordered=False)
+        await self._staged.clear(relayed)
+
