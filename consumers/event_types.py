@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import Enum
 import re
+import unicodedata
 from typing import Annotated, Any
 
 # AwareDatetime for every time: a naive one cannot be ordered against the others (history, stamps) and would
@@ -30,7 +31,23 @@ def _valid_phone(value: str) -> str:
     return value
 
 
+_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+
+
+def canonical_code(value: str) -> str:
+    """A case type, channel or branch in the one form the policy compares: Unicode-compatible characters folded
+    (full-width letters), invisible format characters (zero-width space, joiners) removed, blanks trimmed, upper
+    case. `leasing`, `LEASING `, `ＬＥＡＳＩＮＧ` and `LEA\u200bSING` are all LEASING, so no spelling of a
+    restricted case type escapes the rule that restricts it."""
+    folded = "".join(c for c in unicodedata.normalize("NFKC", value) if unicodedata.category(c) != "Cf")
+    code = folded.strip().upper()
+    if not _CODE.match(code):
+        raise ValueError(f"{value!r} is not a code: letters, digits, _ and -, at most 64 (e.g. MORTGAGE, KRK-01)")
+    return code
+
+
 Pesel = Annotated[str, AfterValidator(_valid_pesel)]
+Code = Annotated[str, AfterValidator(canonical_code)]
 Phone = Annotated[str, AfterValidator(_valid_phone)]
 
 
@@ -177,17 +194,17 @@ class Action(Data):
     id: str = NonEmpty
     kind: str = NonEmpty
     actor: Actor
-    channel: str = NonEmpty
+    channel: Code
     at: AwareDatetime
     summary: str = NonEmpty
     details: dict[str, Any] | None = None
 
 
 class CaseCreated(Data):
-    caseType: str = NonEmpty
+    caseType: Code
     title: str = NonEmpty
-    channel: str = NonEmpty
-    branch: str | None = None
+    channel: Code
+    branch: Code | None = None
     restricted: bool = False
     sourceSystem: str = NonEmpty
     customer: Customer
@@ -202,10 +219,10 @@ class CaseCreated(Data):
 
 
 class CaseUpdated(Data):
-    caseType: str | None = None
+    caseType: Code | None = None
     title: str | None = None
-    channel: str | None = None
-    branch: str | None = None
+    channel: Code | None = None
+    branch: Code | None = None
     restricted: bool | None = None
     sourceSystem: str | None = None
     customer: CustomerChange | None = None

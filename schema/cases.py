@@ -13,6 +13,7 @@ from strawberry.types import Info
 from resolvers import cases as case_rules
 from resolvers import incidents as incident_rules
 from resolvers import terms as terms_rules
+from resolvers.codes import canonical_codes
 from resolvers.notes import case_notes
 from schema.connections import Connection, connection_from_page
 from schema.notes import Note
@@ -337,8 +338,8 @@ class CaseFilter:
 
     def to_criteria(self) -> CaseCriteria:
         return CaseCriteria(
-            customer_id=self.customer_id, case_type=self.case_type, status=self.status, stage=self.stage,
-            channel=self.channel, has_open_incident=self.has_open_incident, is_open=self.open,
+            customer_id=self.customer_id, case_type=canonical_codes(self.case_type, "caseType"), status=self.status,
+            stage=self.stage, channel=canonical_codes(self.channel, "channel"), has_open_incident=self.has_open_incident, is_open=self.open,
             created_from=self.created_from, created_to=self.created_to, updated_from=self.updated_from,
             updated_to=self.updated_to, text=self.text,
             all_of=[f.to_criteria() for f in self.and_ or []], any_of=[f.to_criteria() for f in self.or_ or []],

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from consumers.publication import PublishedState
+from resolvers.codes import canonical_codes
 from resolvers.subscriptions import visible_updates
 from schema.cases import Case
 
@@ -42,11 +43,13 @@ class Subscription:
     async def case_status_changed(
         self, info: Info, customer_id: strawberry.ID | None = None, case_type: str | None = None,
     ) -> AsyncGenerator[CaseStatusChange, None]:
+        wanted_type = (canonical_codes([case_type], "caseType") or [None])[0] if case_type is not None else None
+
         def listed(published: PublishedState) -> bool:
             state = published.state
             return (published.status_changed
                     and (customer_id is None or state.get("customerId") == customer_id)
-                    and (case_type is None or state.get("caseType") == case_type))
+                    and (wanted_type is None or state.get("caseType") == wanted_type))
 
         async for published in visible_updates(info.context, None, "caseStatusChanged", listed):
             state = published.state

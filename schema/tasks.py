@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from resolvers import cases as case_rules
 from resolvers import tasks as task_rules
+from resolvers.codes import canonical_codes
 from resolvers.pagination import Page
 from schema.cases import Case, OrderDirection
 from schema.connections import Connection, connection_from_page
@@ -92,7 +93,7 @@ class TaskFilter:
 
     def to_criteria(self) -> TaskCriteria:
         return TaskCriteria(
-            state=self.state, case_type=self.case_type, candidate_group=self.candidate_group, assignee=self.assignee,
+            state=self.state, case_type=canonical_codes(self.case_type, "caseType"), candidate_group=self.candidate_group, assignee=self.assignee,
             unassigned=self.unassigned, customer_id=self.customer_id, case_id=self.case_id,
             due_before=_aware(self.due_before), due_after=_aware(self.due_after), overdue=self.overdue,
         )
