@@ -91,9 +91,14 @@ class RolesRequired(BasePermission):
             return True
         if self.roles & PANEL_PARTICIPANTS and principal.kind == "PANEL":
             return True
+        if self.roles & SYSTEM_CLIENTS and principal.kind == "SYSTEM" and self.roles != SYSTEM_CLIENTS:
+            return True  # a row naming roles and system clients (the `_service` row is FederationGuard's)
         if self.roles == PANEL_PARTICIPANTS:
             raise Forbidden(f"{name} is for Customer Panel sessions (panelLogin)")
-        raise Forbidden(f"{name} needs one of the roles: {', '.join(sorted(self.roles))}")
+        kinds = [words for sentinel, words in ((PANEL_PARTICIPANTS, "a Customer Panel session"),
+                                               (SYSTEM_CLIENTS, "a system client")) if self.roles & sentinel]
+        roles = ", ".join(sorted(self.roles - PANEL_PARTICIPANTS - SYSTEM_CLIENTS))
+        raise Forbidden(f"{name} needs one of the roles: {roles}" + "".join(f", or {k}" for k in kinds))
 
 
 _KIND_WORDS = {"PANEL": "Customer Panel session", "CUSTOMER": "customer's online or mobile banking token"}

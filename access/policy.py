@@ -43,7 +43,7 @@ ANYONE = frozenset({"@anyone"})
 PANEL_PARTICIPANTS = frozenset({"@panel"})
 # Who invites a participant to the Customer Panel: employees who write cases, and the process engine (a system
 # client publishing case events).
-PANEL_INVITERS = frozenset({"case-writer", "advisor", "back-office", "team-manager", "system-publisher"})
+PANEL_INVITERS = frozenset({"case-writer", "advisor", "back-office", "team-manager"}) | SYSTEM_CLIENTS
 
 
 class Access(Enum):

@@ -20,8 +20,9 @@ def _roles(roles: frozenset[str]) -> str:
         return "anyone, no token needed"
     if "*" in roles:
         return "any signed-in caller"
-    words = ["Customer Panel sessions"] if roles & PANEL_PARTICIPANTS else []
-    return ", ".join(words + [f"`{r}`" for r in sorted(roles - PANEL_PARTICIPANTS)])
+    words = [w for sentinel, w in ((PANEL_PARTICIPANTS, "Customer Panel sessions"),
+                                   (SYSTEM_CLIENTS, "system clients (client-credentials tokens)")) if roles & sentinel]
+    return ", ".join([f"`{r}`" for r in sorted(roles - PANEL_PARTICIPANTS - SYSTEM_CLIENTS)] + words)
 
 
 _KINDS = {"PANEL": "a Customer Panel session (`panelLogin`)",
