@@ -55,10 +55,11 @@ def _progress(case: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     given = all(c.get("state") != "REQUESTED" for c in consents)
     sent = all(d.get("status") not in DOCUMENT_STATES_TO_SEND for d in documents)
     acted = all(t.get("state") in DONE_TASK_STATES for t in tasks)
-    summary = (f"{who.capitalize()} has finished their part" if given and sent and acted else
-               f"{who.capitalize()} still has " + ", ".join(part for part, done in (
-                   ("consents to give", given), ("documents to send", sent), ("actions to complete", acted))
-                   if not done))
+    left = [part for part, done in (("consents to give", given), ("documents to send", sent),
+                                    ("actions to complete", acted)) if not done]
+    summary = (f"{who.capitalize()} has finished their part" if not left else
+               f"{who.capitalize()} still has " + " and ".join([", ".join(left[:-1]), left[-1]] if len(left) > 1
+                                                               else left))
     return {"role": other.get("role") or "", "roleText": who, "consentsGiven": given, "documentsComplete": sent,
             "actionsComplete": acted, "summary": summary}
 
