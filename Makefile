@@ -33,6 +33,7 @@ schema: $(STAMP)
 	$(BIN)/python -m schema.export > graphql/schema.graphql
 	$(BIN)/python -m access.policy_table --write
 	$(BIN)/python -m consumers.lifecycle --write
+	$(BIN)/python -m access.panel_views --write
 
 clean:
 	rm -rf $(VENV)

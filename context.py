@@ -27,6 +27,7 @@ from stores.events import EventStore
 from stores.history import HistoryStore
 from stores.notes import NoteStore
 from stores.outbox import OutboxStore
+from stores.panel_access import PanelStores
 from stores.protection import FieldCipher
 from stores.tasks import TaskStore
 from stores.terms import TermsStore
@@ -56,6 +57,7 @@ class Services:
     cipher: FieldCipher
     verifier: TokenVerifier
     responses: ResponseCache
+    panel: PanelStores
 
 
 class Loaders:

@@ -40,3 +40,9 @@ class StoreUnavailable(DomainError):
     """The store cannot be reached; the caller should back off and retry, never drop work."""
 
     code = "INTERNAL"
+
+
+class RateLimited(DomainError):
+    """Too many attempts from one place or at one thing: try again later."""
+
+    code = "RATE_LIMITED"

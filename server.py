@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from auth.dev_tokens import mint_dev_token
+from auth.panel_tokens import PanelSessionVerifier
 from auth.startup_checks import check_startup
 from auth.tokens import TokenVerifier
 from consumers.dead_letters import StoreDeadLetters
@@ -36,6 +37,7 @@ from stores.history import HistoryStore
 from stores.migrations import index_participant_pesels, move_embedded_history
 from stores.notes import NoteStore
 from stores.outbox import OutboxStore
+from stores.panel_access import PanelStores
 from stores.protection import FieldCipher, KeyRing
 from stores.tasks import TaskStore
 from stores.terms import TermsStore
@@ -59,14 +61,18 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
     terms, appointments = TermsStore(database), AppointmentStore(database, cipher)
-    staging = Staging(cases, events, history, tasks, audit, relay, records=[terms, appointments, notes])
+    panel = PanelStores.on(database)
+    staging = Staging(cases, events, history, tasks, audit, relay,
+                      records=[terms, appointments, notes, panel.codes, panel.invitations])
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,
         terms=terms, appointments=appointments, calendar=CalendarStore(database), staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
         pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
-        verifier=TokenVerifier(settings),
+        verifier=TokenVerifier(settings, panel_sessions=PanelSessionVerifier(
+            panel.sessions, settings.panel_session_idle_seconds)),
+        panel=panel,
     )
 
 
@@ -96,6 +102,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
             await store.ensure_indexes()
         await services.terms.ensure_indexes()
         await services.appointments.ensure_indexes()
+        await services.panel.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
         await index_participant_pesels(database, services.cipher)
         await services.verifier.start()

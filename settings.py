@@ -49,6 +49,12 @@ class Settings:
     outbox_relay_seconds: float = 1.0
     # How long a requested incident retry waits for the engine's answer before it shows TIMED_OUT.
     incident_retry_timeout_seconds: float = 600.0
+    # Customer Panel sign-in: how long a one-time code is valid, and a panel session's idle and absolute lifetimes.
+    panel_code_ttl_seconds: float = 600.0
+    panel_session_idle_seconds: float = 900.0
+    panel_session_max_seconds: float = 3600.0
+    # panelRequestCode and panelLogin answer no sooner than this, so their time does not tell a match from none.
+    panel_answer_floor_seconds: float = 0.25
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +90,11 @@ class Settings:
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
             incident_retry_timeout_seconds=float(
                 env.get("INCIDENT_RETRY_TIMEOUT_SECONDS", cls.incident_retry_timeout_seconds)),
+            panel_code_ttl_seconds=float(env.get("PANEL_CODE_TTL_SECONDS", cls.panel_code_ttl_seconds)),
+            panel_session_idle_seconds=float(env.get("PANEL_SESSION_IDLE_SECONDS", cls.panel_session_idle_seconds)),
+            panel_session_max_seconds=float(env.get("PANEL_SESSION_MAX_SECONDS", cls.panel_session_max_seconds)),
+            panel_answer_floor_seconds=float(
+                env.get("PANEL_ANSWER_FLOOR_SECONDS", cls.panel_answer_floor_seconds)),
             ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 

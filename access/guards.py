@@ -18,8 +18,8 @@ from strawberry.types.base import get_object_definition
 
 from access.operations import operation_roots
 from access.policy import (
-    ANY_AUTHENTICATED, FIELD_POLICY, OPERATION_POLICY, ROLE_FIELD_POLICY, SYSTEM_CLIENTS, VIEWED_FIELDS, Access,
-    field_access,
+    ANY_AUTHENTICATED, ANYONE, FIELD_POLICY, OPERATION_POLICY, PANEL_PARTICIPANTS, ROLE_FIELD_POLICY, SYSTEM_CLIENTS,
+    VIEWED_FIELDS, Access, field_access, kind_may_call,
 )
 from errors import Forbidden, Unauthenticated
 
@@ -80,11 +80,28 @@ class RolesRequired(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal = info.context.principal
+        name = self.key.split(".")[1]
+        if self.roles is ANYONE:
+            return True
         if principal is None:
-            raise Unauthenticated(f"{self.key.split('.')[1]} needs a signed-in caller")
+            raise Unauthenticated(f"{name} needs a signed-in caller")
+        if not kind_may_call(principal.kind, self.key):
+            raise Forbidden(f"{name} is not available to a {_KIND_WORDS.get(principal.kind, principal.kind)}")
         if self.roles is ANY_AUTHENTICATED or principal.roles & self.roles:
             return True
-        raise Forbidden(f"{self.key.split('.')[1]} needs one of the roles: {', '.join(sorted(self.roles))}")
+        if self.roles & PANEL_PARTICIPANTS and principal.kind == "PANEL":
+            return True
+        if self.roles & SYSTEM_CLIENTS and principal.kind == "SYSTEM" and self.roles != SYSTEM_CLIENTS:
+            return True  # a row naming roles and system clients (the `_service` row is FederationGuard's)
+        if self.roles == PANEL_PARTICIPANTS:
+            raise Forbidden(f"{name} is for Customer Panel sessions (panelLogin)")
+        kinds = [words for sentinel, words in ((PANEL_PARTICIPANTS, "a Customer Panel session"),
+                                               (SYSTEM_CLIENTS, "a system client")) if self.roles & sentinel]
+        roles = ", ".join(sorted(self.roles - PANEL_PARTICIPANTS - SYSTEM_CLIENTS))
+        raise Forbidden(f"{name} needs one of the roles: {roles}" + "".join(f", or {k}" for k in kinds))
+
+
+_KIND_WORDS = {"PANEL": "Customer Panel session", "CUSTOMER": "customer's online or mobile banking token"}
 
 
 def _fields(cls: type) -> dict[str, Any]:
@@ -157,7 +174,9 @@ class FederationGuard(SchemaExtension):
             if name not in roots:
                 continue
             roles = OPERATION_POLICY[key]
-            if roles == SYSTEM_CLIENTS:
+            if principal is not None and not kind_may_call(principal.kind, key):
+                allowed = False  # a panel session or a customer never reaches entities or the SDL
+            elif roles == SYSTEM_CLIENTS:
                 allowed = self.introspection or (principal is not None and principal.kind == "SYSTEM")
             else:
                 allowed = principal is not None and (roles is ANY_AUTHENTICATED or bool(principal.roles & roles))

@@ -16,6 +16,8 @@ ROLES = (
     "case-reader", "case-writer", "advisor", "back-office", "call-center", "team-manager", "auditor",
     "pii-reader", "system-publisher",
 )
+# Online / mobile banking customers (a `customer_id` claim): not a staff role, so not a column of the field table.
+CUSTOMER_ROLE = "customer"
 CHANNELS = ("BRANCH", "CALL_CENTER", "BACK_OFFICE", "ONLINE", "MOBILE", "PANEL")
 
 # Roles that read cases at all. Auditors read the audit trail, not the cases themselves.
@@ -35,6 +37,13 @@ APPOINTMENT_MAKERS = NOTE_WRITERS - {"case-writer"}
 ANY_AUTHENTICATED = frozenset({"*"})
 # Client-credentials (service account) tokens, whatever their roles: gateways fetching the subgraph SDL.
 SYSTEM_CLIENTS = frozenset({"@system"})
+# No token needed: the Customer Panel's sign-in (the caller is who they prove to be, with a code).
+ANYONE = frozenset({"@anyone"})
+# A Customer Panel session (panelLogin), whatever else: it holds no roles.
+PANEL_PARTICIPANTS = frozenset({"@panel"})
+# Who invites a participant to the Customer Panel: employees who write cases, and the process engine (a system
+# client publishing case events).
+PANEL_INVITERS = frozenset({"case-writer", "advisor", "back-office", "team-manager"}) | SYSTEM_CLIENTS
 
 
 class Access(Enum):
@@ -212,7 +221,33 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     # Employees' own feed (tasks assigned to them, their tasks' changes, incidents in their cases); a system or panel
     # token holds no tasks and is refused in resolvers/notifications.py whatever its roles.
     "Subscription.myNotifications": CASE_READERS,
+    # The Customer Panel (CONTRACT §5): sign-in needs no token; what a session reads is its own case and participant
+    # (rules in resolvers/panel_signin.py and resolvers/panel_case.py).
+    "Mutation.panelRequestCode": ANYONE,
+    "Mutation.panelLogin": ANYONE,
+    "Mutation.panelLogout": PANEL_PARTICIPANTS,
+    "Query.panelCase": PANEL_PARTICIPANTS,
+    "Mutation.issuePanelAccess": PANEL_INVITERS,
+    # Online / mobile banking: the cases where the token's customer is the customer or a participant.
+    "Query.myCases": frozenset({CUSTOMER_ROLE}),
+    "Query.myCase": frozenset({CUSTOMER_ROLE}),
+    # The panel's live view: a panel session's own case, or a customer's own case, in the PanelCase shape.
+    "Subscription.panelCaseUpdated": PANEL_PARTICIPANTS | {CUSTOMER_ROLE},
 }
+
+# Principals that are not staff reach only the operations listed for their kind, whatever OPERATION_POLICY's roles
+# say (and `_entities` / `_service` never): a panel session or a customer token must not become an employee by a
+# role claim or a "*" row. Operations open to ANYONE are open to them too.
+OPERATIONS_BY_KIND: dict[str, frozenset[str]] = {
+    "PANEL": frozenset({"Query.panelCase", "Mutation.panelLogout", "Subscription.panelCaseUpdated"}),
+    "CUSTOMER": frozenset({"Query.myCases", "Query.myCase", "Subscription.panelCaseUpdated"}),
+}
+
+
+def kind_may_call(kind: str, key: str) -> bool:
+    """Whether a principal of `kind` may call root field `key` at all (staff kinds: their roles decide)."""
+    allowed = OPERATIONS_BY_KIND.get(kind)
+    return allowed is None or key in allowed or OPERATION_POLICY.get(key) is ANYONE
 
 # Case types that only some case readers may see; every other case type is visible to all CASE_READERS.
 CASE_TYPE_POLICY: dict[str, frozenset[str]] = {

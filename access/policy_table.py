@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from access.policy import (
-    BRANCH_SCOPED, CASE_READERS, CASE_TYPE_POLICY, CHANNEL_VIEWS, FIELD_POLICY, OPERATION_POLICY,
-    RESTRICTED_CASE_ROLES, ROLE_FIELD_POLICY, ROLES, SYSTEM_CLIENTS, VIEWED_FIELDS, Access,
+    ANYONE, BRANCH_SCOPED, CASE_READERS, CASE_TYPE_POLICY, CHANNEL_VIEWS, FIELD_POLICY, OPERATION_POLICY,
+    OPERATIONS_BY_KIND, PANEL_PARTICIPANTS, RESTRICTED_CASE_ROLES, ROLE_FIELD_POLICY, ROLES, SYSTEM_CLIENTS,
+    VIEWED_FIELDS, Access,
 )
 from generated_sections import with_section
 
@@ -15,7 +16,17 @@ _MARK = {Access.FULL: "full", Access.MASKED: "masked", Access.HIDDEN: "hidden", 
 def _roles(roles: frozenset[str]) -> str:
     if roles == SYSTEM_CLIENTS:
         return "system clients (client-credentials tokens); anyone while introspection is on"
-    return "any signed-in caller" if "*" in roles else ", ".join(f"`{r}`" for r in sorted(roles))
+    if roles == ANYONE:
+        return "anyone, no token needed"
+    if "*" in roles:
+        return "any signed-in caller"
+    words = [w for sentinel, w in ((PANEL_PARTICIPANTS, "Customer Panel sessions"),
+                                   (SYSTEM_CLIENTS, "system clients (client-credentials tokens)")) if roles & sentinel]
+    return ", ".join([f"`{r}`" for r in sorted(roles - PANEL_PARTICIPANTS - SYSTEM_CLIENTS)] + words)
+
+
+_KINDS = {"PANEL": "a Customer Panel session (`panelLogin`)",
+          "CUSTOMER": "a customer's token (realm role `customer`, online / mobile banking)"}
 
 
 def _channel(channel: str | None) -> str:
@@ -26,6 +37,10 @@ def policy_markdown() -> str:
     lines = ["**Operations** (anything else is refused when the schema is built):", "",
              "| operation | roles |", "| --- | --- |"]
     lines += [f"| `{key}` | {_roles(roles)} |" for key, roles in OPERATION_POLICY.items()]
+    lines.append("")
+    for kind, keys in OPERATIONS_BY_KIND.items():
+        lines.append(f"- {_KINDS[kind]} calls only {', '.join(f'`{k}`' for k in sorted(keys))} and what anyone may "
+                     "call; every other operation, `_entities` and `_service` included, is FORBIDDEN with no data;")
     lines += ["", "**Sensitive fields by role** (full / masked / — = FORBIDDEN); the channel's view below may "
               "restrict them further:", ""]
     lines.append("| field | " + " | ".join(f"`{r}`" for r in ROLES) + " |")
@@ -56,7 +71,8 @@ def policy_markdown() -> str:
     lines.append(f"- `restricted` cases only by {_roles(RESTRICTED_CASE_ROLES)};")
     if BRANCH_SCOPED:
         lines.append("- a token with a `branch` claim sees only cases of that branch;")
-    lines.append("- a Customer Panel token's rows are its own case (no operation above admits a panel token yet).")
+    lines.append("- Customer Panel sessions and customers see no rows through these operations: their own case (their "
+                 "cases) they read only as a `PanelCase`, built for their participant.")
     return "\n".join(lines)
 
 

@@ -18,10 +18,10 @@ def case_scope(principal: Caller | None) -> CaseScope:
     """Which cases `principal` may see; nobody signed in sees none."""
     if principal is None:
         return NOTHING
-    if principal.kind == "PANEL":
-        # A panel participant's rows are their one case; no operation of the policy admits a PANEL token yet,
-        # so today this only narrows what the Customer Panel will be given.
-        return CaseScope(case_ids=frozenset({principal.case_id})) if principal.case_id else NOTHING
+    if principal.kind in ("PANEL", "CUSTOMER"):
+        # Panel sessions and customers read their cases only in the PanelCase shape, which resolvers/panel_case.py
+        # builds from an explicit read; through every employee path (a Task's `case`, entities) they see none.
+        return NOTHING
     roles = principal.roles
     if not roles & CASE_READERS:
         return NOTHING

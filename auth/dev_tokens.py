@@ -37,6 +37,7 @@ class Persona:
     channel: str | None = None
     branch: str | None = None
     system: bool = False  # a client-credentials (service account) token
+    customer_id: str | None = None  # an online / mobile banking customer (realm role `customer`)
 
 
 # The persona table is data: add a row to add a persona.
@@ -59,6 +60,10 @@ PERSONAS: tuple[Persona, ...] = (
     Persona("pii-officer", "officer cleared to read personal data", "katarzyna.lewandowska",
             ("pii-reader", "case-reader"), ("/compliance",), "BACK_OFFICE"),
     Persona("no-roles", "employee without any case role", "adam.dabrowski", ()),
+    Persona("customer-anna", "Anna Kowalska in online banking (customer CUST-1001)", "anna.kowalska",
+            ("customer",), channel="ONLINE", customer_id="CUST-1001"),
+    Persona("customer-piotr", "Piotr Nowak in mobile banking (customer CUST-1002)", "piotr.nowak",
+            ("customer",), channel="MOBILE", customer_id="CUST-1002"),
     Persona("system-publisher", "process engine publishing case events", "case-publisher",
             ("system-publisher",), system=True),
 )
@@ -88,6 +93,8 @@ def persona_claims(settings: Settings, persona: Persona, ttl: timedelta = DEFAUL
         claims["channel"] = persona.channel
     if persona.branch is not None:
         claims["branch"] = persona.branch
+    if persona.customer_id is not None:
+        claims["customer_id"] = persona.customer_id
     return claims
 
 

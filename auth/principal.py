@@ -2,9 +2,12 @@
 
 Rules (CONTRACT §4), decided here once so every layer reads the same answer:
 
-* PANEL: the token carries ``token_use == "panel"`` plus non-empty ``case_id`` and ``participant_id``
-  (tokens issued by ``panelLogin``). A panel principal has no roles: what it may see is decided by
-  its case and participant, never by role claims that happen to be in the token.
+* PANEL: a Customer Panel session (auth/panel_tokens.py, issued by ``panelLogin``), never a JWT: a JWT that
+  claims ``token_use == "panel"`` is refused, since only a live session record may sign a participant in.
+  A panel principal has no roles: what it may see is decided by its case and participant.
+* CUSTOMER: an online / mobile banking customer: realm role ``customer`` and a ``customer_id`` claim. Its
+  roles are only ``customer``, whatever else the token lists: a customer reaches no employee operation (and
+  without ``customer_id`` none of their own either).
 * SYSTEM: a client-credentials token. Keycloak marks those with a ``client_id`` claim (newer
   versions; ``clientId`` in older ones) and a ``preferred_username`` of ``service-account-<client>``.
   Either mark is enough. ``azp`` alone is NOT: every user token has it too. The username of a system
@@ -28,12 +31,14 @@ from errors import Unauthenticated
 
 SERVICE_ACCOUNT_PREFIX = "service-account-"
 PANEL_TOKEN_USE = "panel"
+CUSTOMER_ROLE = "customer"
 
 
 class PrincipalKind(StrEnum):
     EMPLOYEE = "EMPLOYEE"
     SYSTEM = "SYSTEM"
     PANEL = "PANEL"
+    CUSTOMER = "CUSTOMER"
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Principal:
     case_id: str | None = None
     participant_id: str | None = None
     token_id: str | None = None
+    customer_id: str | None = None
 
     def has_role(self, role: str) -> bool:
         """True when the token granted this realm or client role."""
@@ -135,11 +141,12 @@ def principal_from_claims(claims: Mapping[str, Any], client_id: str | None) -> P
         "token_id": _optional_text(claims, "jti"),
     }
     if claims.get("token_use") == PANEL_TOKEN_USE:
-        return Principal(kind=PrincipalKind.PANEL, username=_optional_text(claims, "preferred_username") or subject,
-                         roles=frozenset(), case_id=_required_text(claims, "case_id"),
-                         participant_id=_required_text(claims, "participant_id"),
-                         **(common | {"channel": channel or "PANEL"}))
+        raise Unauthenticated("invalid token: panel sessions are opened by panelLogin only")
     roles = token_roles(claims, client_id)
+    if CUSTOMER_ROLE in roles:
+        return Principal(kind=PrincipalKind.CUSTOMER, username=_optional_text(claims, "preferred_username") or subject,
+                         roles=frozenset({CUSTOMER_ROLE}), customer_id=_optional_text(claims, "customer_id"),
+                         **common)
     system_client = _client_id(claims)
     if system_client is not None:
         return Principal(kind=PrincipalKind.SYSTEM, username=system_client, roles=roles, **common)

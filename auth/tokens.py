@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 
 from auth.jwks import JWKS_ALGORITHMS, JwksKeys
+from auth.panel_tokens import PanelSessionVerifier, is_panel_token
 from auth.principal import Principal, principal_from_claims
 from errors import Unauthenticated
 from settings import Settings
@@ -63,8 +64,10 @@ def bearer_token_from_payload(payload: object) -> str | None:
 class TokenVerifier:
     """Turns a bearer token into a Principal or raises errors.Unauthenticated."""
 
-    def __init__(self, settings: Settings, *, jwks: JwksKeys | None = None) -> None:
+    def __init__(self, settings: Settings, *, jwks: JwksKeys | None = None,
+                 panel_sessions: PanelSessionVerifier | None = None) -> None:
         self._settings = settings
+        self._panel_sessions = panel_sessions
         if jwks is None and settings.auth_jwks_url:
             jwks = JwksKeys(settings.auth_jwks_url)
         self._jwks = jwks
@@ -88,6 +91,11 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """Check the token and return its principal; raise Unauthenticated saying which check failed."""
+        if isinstance(token, str) and is_panel_token(token) and len(token) <= MAX_TOKEN_LENGTH:
+            # Never remembered: a logout or an idle timeout must hold from the next request on.
+            if self._panel_sessions is None:
+                raise Unauthenticated("invalid token: malformed")
+            return await self._panel_sessions.verify(token)
         remembered = self._verified.get(token)
         if remembered is not None:
             principal, deadline, kid = remembered

@@ -94,6 +94,14 @@ def _mortgage() -> _Case:
         "id": "T-123-4", "name": "Call the co-borrower about the missing income statement",
         "candidateGroups": ["mortgage-advisors"], "assignee": "anna.nowak", "state": "ASSIGNED", "priority": 50,
         "dueAt": "2026-12-03T10:00:00+00:00"}})
+    # The primary borrower's own part, beside the co-borrower's (T-123-2, C-1, D-2): each signs in to the Customer
+    # Panel and sees only theirs.
+    case.add("case.task_created", {"task": {
+        "id": "T-123-5", "name": "Confirm your employment details", "candidateGroups": [], "participantId": "P-1",
+        "state": "CREATED"}})
+    case.add("case.consent_requested", {"consent": {
+        "id": "C-2", "participantId": "P-1", "kind": "CREDIT_BUREAU", "required": True,
+        "text": "I consent to the bank checking my credit history in BIK."}})
     return case
 
 
@@ -163,6 +171,12 @@ def _complaint() -> _Case:
     case.add("case.task_created", {"task": {
         "id": "T-131-2", "name": "Call the customer back with the outcome", "candidateGroups": ["call-center"],
         "state": "CREATED", "dueAt": "2026-12-04T09:00:00+00:00"}})
+    # A second kind of case in the Customer Panel: other words, a 30-day window, and one participant.
+    case.add("case.participant_added", {"participant": {
+        "id": "P-1", "role": "CUSTOMER", "name": ZOFIA["name"], "phone": "+48603400500", "pesel": ZOFIA["pesel"]}})
+    case.add("case.document_linked", {"document": {
+        "id": "D-1", "name": "Card statement for November", "kind": "BANK_STATEMENT", "status": "MISSING",
+        "participantId": "P-1", "required": True}})
     return case
 
 

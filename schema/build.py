@@ -20,6 +20,7 @@ from schema.events import EventMutations
 from schema.incidents import IncidentMutations
 from schema.limits import QueryLimits, limit_extensions
 from schema.notes import NoteMutations
+from schema.panel import PanelMutations, PanelQueries, PanelSubscriptions
 from schema.principal import PrincipalQueries
 from schema.notifications import NotificationSubscriptions
 from schema.subscriptions import Subscription as CaseSubscriptions
@@ -30,10 +31,10 @@ from schema.terms import NegotiatedTerms, NegotiatedTermsVersion, TermsMutations
 
 # Each domain owns its root fields; the schema only lists the domains (field order follows this order).
 Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, TaskQueries, TermsQueries,
-                              CalendarQueries, AuditQueries))
+                              CalendarQueries, AuditQueries, PanelQueries))
 Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutations, TermsMutations, NoteMutations,
-                                    AppointmentMutations))
-Subscription = merge_types("Subscription", (CaseSubscriptions, NotificationSubscriptions))
+                                    AppointmentMutations, PanelMutations))
+Subscription = merge_types("Subscription", (CaseSubscriptions, NotificationSubscriptions, PanelSubscriptions))
 
 
 class ParserCacheWithErrors(ParserCache):

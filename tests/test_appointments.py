@@ -8,14 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
-from auth.dev_tokens import Persona, persona_claims
 from consumers import staging as staging_module
-from settings import Settings
 from stores.database import Database
+from tests.panel_sessions import panel_headers
 from tests.factories import bearer, case_created_data, closed, created
 
 ADVISOR = bearer(username="anna.nowak", roles=("case-reader", "advisor"), channel="BRANCH", branch="KRK-01")
@@ -212,20 +210,13 @@ async def test_a_refused_appointment_books_nothing_and_sends_nothing(
     assert await notifications(client) == []
 
 
-def panel_token() -> dict[str, str]:
-    """What panelLogin issues: a participant of one case, no roles (dev-signed, as the dev server accepts)."""
-    settings = Settings()
-    claims = persona_claims(settings, Persona("panel", "panel participant", "panel-p1", ()))
-    claims |= {"token_use": "panel", "case_id": "CASE-1", "participant_id": "P-1"}
-    return {"Authorization": f"Bearer {jwt.encode(claims, settings.auth_dev_secret, algorithm='HS256')}"}
-
-
-async def test_a_panel_token_cannot_schedule(client: TestClient, database: Database, cases: None) -> None:
-    answer = await schedule(client, panel_token())
+async def test_a_panel_token_cannot_schedule(
+    client: TestClient, database: Database, services: Any, cases: None,
+) -> None:
+    answer = await schedule(client, await panel_headers(services, "CASE-1", "P-1"))
 
     assert answer["data"] is None
-    assert codes(answer) == [
-        ("scheduleAppointment needs one of the roles: advisor, back-office, call-center, team-manager", "FORBIDDEN")]
+    assert codes(answer) == [("scheduleAppointment is not available to a Customer Panel session", "FORBIDDEN")]
     assert await database.collection("appointments").count_documents({}) == 0
     assert await notifications(client) == []
 

@@ -20,7 +20,8 @@ async def test_each_persona_token_verifies_as_that_persona_in_dev(persona) -> No
 
     principal = await TokenVerifier(DEV).verify(token)
 
-    expected_kind = PrincipalKind.SYSTEM if persona.system else PrincipalKind.EMPLOYEE
+    expected_kind = (PrincipalKind.SYSTEM if persona.system else
+                     PrincipalKind.CUSTOMER if persona.customer_id else PrincipalKind.EMPLOYEE)
     assert (principal.kind, principal.username, principal.roles, principal.groups, principal.channel,
             principal.branch) == (expected_kind, persona.username, frozenset(persona.roles), persona.groups,
                                   persona.channel, persona.branch)

@@ -313,16 +313,13 @@ async def test_a_client_credentials_token_is_a_system_principal(verifier) -> Non
                                   expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc))
 
 
-async def test_a_panel_token_is_scoped_to_its_case_and_participant_without_roles(verifier) -> None:
+async def test_a_jwt_that_claims_to_be_a_panel_token_is_refused(verifier) -> None:
+    """Only a live panelLogin session signs a participant in (auth/panel_tokens.py), never a signed claim."""
     payload = claims(token_use="panel", case_id="CASE-1", participant_id="P-2", channel=DROP, branch=DROP,
                      groups=DROP, preferred_username=DROP)
 
-    principal = await verifier.verify(sign(payload))
-
-    assert principal == Principal(kind=PrincipalKind.PANEL, subject=SUBJECT, username=SUBJECT, roles=frozenset(),
-                                  groups=(), channel="PANEL", branch=None, case_id="CASE-1", participant_id="P-2",
-                                  expires_at=datetime.fromtimestamp(payload["exp"], timezone.utc),
-                                  token_id="token-1")
+    with pytest.raises(Unauthenticated, match="^invalid token: panel sessions are opened by panelLogin only$"):
+        await verifier.verify(sign(payload))
 
 
 @pytest.mark.parametrize(("header", "token"), [

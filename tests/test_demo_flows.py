@@ -67,12 +67,13 @@ async def test_each_employee_s_inbox_holds_their_tasks_and_their_groups_offers(d
 async def test_a_manager_without_a_branch_sees_every_unit_and_the_branch_manager_hers(demo: Demo) -> None:
     every_unit = await demo("operations-manager", "unit_tasks.graphql", "UnitTasks", INBOX)
     assert task_ids(every_unit, "tasks") == [
-        "T-123-1", "T-131-1", "T-124-1", "T-123-4", "T-131-2", "T-150-1", "T-123-3", "T-123-2"]
+        "T-123-1", "T-131-1", "T-124-1", "T-123-4", "T-131-2", "T-150-1", "T-123-3", "T-123-2",
+        "T-123-5"]
     holders = {e["node"]["id"]: e["node"]["assignee"] for e in every_unit["data"]["tasks"]["edges"]}
     assert (holders["T-123-4"], holders["T-131-1"], holders["T-123-3"]) == ("anna.nowak", "jan.wisniewski", None)
 
     krakow = await demo("team-manager", "unit_tasks.graphql", "UnitTasks", INBOX)
-    assert task_ids(krakow, "tasks") == ["T-123-1", "T-123-4", "T-123-3", "T-123-2"]
+    assert task_ids(krakow, "tasks") == ["T-123-1", "T-123-4", "T-123-3", "T-123-2", "T-123-5"]
 
 
 async def test_claim_then_complete_and_a_manager_assigns(demo: Demo) -> None:

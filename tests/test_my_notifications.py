@@ -14,11 +14,11 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from auth.dev_tokens import Persona, persona_claims
 from consumers.kafka_updates import UpdatesListener
 from consumers.publication import PublishedRecordChange, PublishedState
 from settings import Settings
 from tests.factories import BASE_TIME, CaseStory, bearer, case_created_data, incident_data, task_data
+from tests.panel_sessions import panel_headers
 from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 NOTIFICATIONS = "subscription { myNotifications { id kind caseId taskId incidentId summary at } }"
@@ -206,22 +206,13 @@ async def test_a_case_outside_my_row_scope_tells_me_nothing(
             id="CASE-WAW-e003", at="2026-11-21T10:30:00+00:00"))
 
 
-def panel_token() -> dict[str, str]:
-    """What panelLogin issues: a participant of one case, no roles (dev-signed, as the dev server accepts)."""
-    import jwt
-
-    settings = Settings()
-    claims = persona_claims(settings, Persona("panel", "panel participant", "panel-p1", ()))
-    claims |= {"token_use": "panel", "case_id": "CASE-1", "participant_id": "P-1"}
-    return {"Authorization": f"Bearer {jwt.encode(claims, settings.auth_dev_secret, algorithm='HS256')}"}
-
-
 @pytest.mark.parametrize("caller", ["system", "panel"])
 async def test_a_system_or_panel_token_is_refused(
     client: TestClient, services: Any, bus_watch: BusWatch, caller: str,
 ) -> None:
     # A system token with a case reader's role holds no tasks; a panel token has no roles at all
-    headers = bearer(username="bpm-engine", roles=("case-reader",), system=True) if caller == "system" else panel_token()
+    headers = (bearer(username="bpm-engine", roles=("case-reader",), system=True) if caller == "system"
+               else await panel_headers(services, "CASE-1", "P-1"))
     async with signed_in_socket(client, headers) as ws:
         await subscribe(ws, "n", NOTIFICATIONS)
         frame = await next_frame(ws)
@@ -234,8 +225,7 @@ async def test_a_system_or_panel_token_is_refused(
              "extensions": {"code": "FORBIDDEN"}}]}}
     else:
         assert frame == {"id": "n", "type": "error", "payload": [
-            {"message": "myNotifications needs one of the roles: advisor, back-office, call-center, case-reader, "
-                        "case-writer, team-manager",
+            {"message": "myNotifications is not available to a Customer Panel session",
              "locations": [{"line": 1, "column": 16}], "path": ["myNotifications"], "extensions": {"code": "FORBIDDEN"}}]}
     assert bus_watch.active == 0
 

@@ -20,17 +20,17 @@ from aiohttp.test_utils import TestClient
 
 from access.guards import FEDERATION_FIELDS
 from access.policy import (
-    ANY_AUTHENTICATED, CASE_READERS, CHANNEL_VIEWS, CHANNELS, FIELD_POLICY, OPERATION_POLICY, ROLES, SYSTEM_CLIENTS,
-    Access, field_access,
+    ANY_AUTHENTICATED, ANYONE, CASE_READERS, CHANNEL_VIEWS, CHANNELS, CUSTOMER_ROLE, FIELD_POLICY, OPERATION_POLICY,
+    PANEL_PARTICIPANTS, ROLES, SYSTEM_CLIENTS, Access, field_access,
 )
-from auth.dev_tokens import Persona, persona_claims
 from context import Services
-from settings import DEV_AUTH_SECRET, Settings
+from settings import Settings
 from stores.database import Database
 from tests.factories import (
     BASE_TIME, bearer, case_created_data, created, envelope, incident_raised, publish_input, status_changed,
     task_created, token,
 )
+from tests.panel_sessions import panel_headers
 from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 CASE_ID = "CASE-1"
@@ -183,13 +183,6 @@ async def test_aliases_and_fragments_do_not_get_around_masking(
     assert text.count(rule.mask(plain)) == 4
 
 
-def panel_token(case_id: str, participant_id: str) -> dict[str, str]:
-    """What panelLogin issues: a participant of one case, no roles (dev-signed, as the dev server accepts)."""
-    claims = persona_claims(Settings(), Persona("panel", "panel participant", "panel-p1", ()))
-    claims |= {"token_use": "panel", "case_id": case_id, "participant_id": participant_id}
-    return {"Authorization": f"Bearer {jwt.encode(claims, DEV_AUTH_SECRET, algorithm='HS256')}"}
-
-
 async def test_a_panel_participant_cannot_reach_even_its_own_case_through_entities(
     client: TestClient, services: Services, database: Database,
 ) -> None:
@@ -199,7 +192,7 @@ async def test_a_panel_participant_cannot_reach_even_its_own_case_through_entiti
     query = (f'{{ _entities(representations: [{{__typename: "Case", id: "{CASE_ID}"}}]) '
              f'{{ ... on Case {{ id title {selection} }} }} }}')
 
-    response = await client.post("/graphql", json={"query": query}, headers=panel_token(CASE_ID, "P-1"))
+    response = await client.post("/graphql", json={"query": query}, headers=await panel_headers(services, CASE_ID, "P-1"))
 
     body, text = await response.json(), await response.text()
     assert body == {"data": None, "errors": [
@@ -300,7 +293,21 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "Subscription.caseStatusChanged": ("subscription { caseStatusChanged { caseId status } }", {}),
     # Pushed by the incident below: the caller (test.operator) holds T-1 of CASE-1.
     "Subscription.myNotifications": ("subscription { myNotifications { kind caseId } }", {}),
+    # The Customer Panel: refused to every staff role here; what panel sessions and customers may do is tested over
+    # a real sign-in in tests/test_panel_*.py and tests/test_my_cases.py.
+    "Mutation.panelRequestCode": ('mutation { panelRequestCode(caseId: "CASE-1", peselFragment: "2344") }', {}),
+    "Mutation.panelLogin": ('mutation { panelLogin(caseId: "CASE-1", peselFragment: "2344", otp: "123456") '
+                            '{ token } }', {}),
+    "Mutation.panelLogout": ("mutation { panelLogout }", {}),
+    "Query.panelCase": ("{ panelCase { caseId title } }", {}),
+    "Mutation.issuePanelAccess": ('mutation { issuePanelAccess(caseId: "CASE-1", participantId: "P-1") }', {}),
+    "Query.myCases": ("{ myCases { totalCount edges { node { caseId title } } } }", {}),
+    "Query.myCase": ('{ myCase(id: "CASE-1") { caseId title } }', {}),
+    "Subscription.panelCaseUpdated": ('subscription { panelCaseUpdated(id: "CASE-1") { caseId status } }', {}),
 }
+# Rows served to principals that are not staff (anyone, panel sessions, customers): their own tests serve them.
+NOT_STAFF = frozenset(key for key, allowed in OPERATION_POLICY.items()
+                      if allowed == ANYONE or allowed & (PANEL_PARTICIPANTS | {CUSTOMER_ROLE}))
 
 
 # What `seeded` records as CASE-1's negotiated terms (as resolvers/terms.py stores a version).
@@ -331,14 +338,15 @@ def row(key: str, role: str | None, label: str) -> Any:
 
 def refused_roles() -> list[Any]:
     return [row(key, role, role) for key, allowed in OPERATION_POLICY.items()
-            if allowed is not ANY_AUTHENTICATED for role in ROLES if role not in allowed]
+            if allowed is not ANY_AUTHENTICATED and allowed != ANYONE for role in ROLES if role not in allowed]
 
 
 def allowed_roles() -> list[Any]:
     # "*" = any signed-in caller: a token without any role is the one to prove it.
     # SYSTEM_CLIENTS = a client-credentials token: one without any role proves "whatever their roles".
-    return [row(key, role, "system client" if allowed == SYSTEM_CLIENTS else role or "no roles")
-            for key, allowed in OPERATION_POLICY.items() for role in sorted(allowed - ANY_AUTHENTICATED) or [None]]
+    return [row(key, role, "system client" if frozenset({role}) == SYSTEM_CLIENTS else role or "no roles")
+            for key, allowed in OPERATION_POLICY.items() if key not in NOT_STAFF
+            for role in sorted(allowed - ANY_AUTHENTICATED) or [None]]
 
 
 def caller(role: str | None) -> dict[str, str]:
@@ -410,7 +418,8 @@ async def test_a_root_field_is_forbidden_to_a_role_the_policy_does_not_list(
 
 @pytest.mark.parametrize(("key", "settings"), [
     pytest.param(k, introspection(k), id=k + (" (introspection off)" if introspection(k) is False else ""))
-    for k in OPERATION_POLICY if not k.startswith("Subscription.")], indirect=["settings"])
+    for k in OPERATION_POLICY if not k.startswith("Subscription.") and OPERATION_POLICY[k] != ANYONE],
+    indirect=["settings"])
 async def test_a_root_field_is_unauthenticated_for_an_anonymous_caller(
     client: TestClient, services: Services, database: Database, key: str,
 ) -> None:

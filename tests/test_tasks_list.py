@@ -19,13 +19,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import jwt
 import pytest
 
-from auth.dev_tokens import Persona, persona_claims
-from settings import Settings
 from stores.database import Database
 from tests.factories import BASE_TIME, bearer, case_created_data, event, task_created
+from tests.panel_sessions import panel_headers
 
 MY_TASKS = """
 query ($filter: TaskFilter, $orderBy: TaskOrderInput, $first: Int, $after: String) {
@@ -293,32 +291,30 @@ async def test_a_cursor_of_another_order_or_list_is_bad_user_input(dashboard: No
 
 # ---- who may ask -------------------------------------------------------------------------------------------
 
-def panel_token() -> dict[str, str]:
-    """What panelLogin issues: a participant of one case, no roles (dev-signed, as the dev server accepts)."""
-    settings = Settings()
-    claims = persona_claims(settings, Persona("panel", "panel participant", "panel-p1", ()))
-    claims |= {"token_use": "panel", "case_id": "CASE-A", "participant_id": "P-1"}
-    return {"Authorization": f"Bearer {jwt.encode(claims, settings.auth_dev_secret, algorithm='HS256')}"}
-
-
 @pytest.mark.parametrize("caller", ["panel", "customer", "no-roles", "auditor", "advisor"])
 async def test_the_task_list_is_refused_to_everyone_but_managers_and_the_back_office(
-    dashboard: None, gql: Any, caller: str,
+    dashboard: None, gql: Any, services: Any, caller: str,
 ) -> None:
-    headers = panel_token() if caller == "panel" else bearer(**{
+    headers = await panel_headers(services, "CASE-A", "P-1") if caller == "panel" else bearer(**{
         "customer": {"roles": ("customer",)}, "no-roles": {"roles": ()}, "auditor": {"roles": ("auditor",)},
         "advisor": ANNA}[caller], groups=("mortgage-advisors",))
 
     result = await gql(TASKS, headers=headers)
 
+    # Staff are told the roles; a panel session or a customer is told the operation is not theirs at all.
+    message = {"panel": "tasks is not available to a Customer Panel session",
+               "customer": "tasks is not available to a customer's online or mobile banking token"}.get(
+        caller, "tasks needs one of the roles: back-office, team-manager")
     assert result == {"data": None, "errors": [
-        {"message": "tasks needs one of the roles: back-office, team-manager", "locations": [{"line": 3, "column": 3}],
-         "path": ["tasks"], "extensions": {"code": "FORBIDDEN"}}]}
+        {"message": message, "locations": [{"line": 3, "column": 3}], "path": ["tasks"],
+         "extensions": {"code": "FORBIDDEN"}}]}
 
 
 @pytest.mark.parametrize("caller", ["panel", "customer", "no-roles", "auditor"])
-async def test_my_inbox_is_refused_to_callers_who_do_not_work_cases(dashboard: None, gql: Any, caller: str) -> None:
-    headers = panel_token() if caller == "panel" else bearer(**{
+async def test_my_inbox_is_refused_to_callers_who_do_not_work_cases(
+    dashboard: None, gql: Any, services: Any, caller: str,
+) -> None:
+    headers = await panel_headers(services, "CASE-A", "P-1") if caller == "panel" else bearer(**{
         "customer": {"roles": ("customer",)}, "no-roles": {"roles": ()}, "auditor": {"roles": ("auditor",)},
     }[caller], groups=("mortgage-advisors",))
 
