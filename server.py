@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import errno
 import logging
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from auth.dev_tokens import mint_dev_token
+from auth.dev_tokens import headers_tab_lines
 from auth.panel_tokens import PanelSessionVerifier
 from auth.startup_checks import check_startup
 from auth.tokens import TokenVerifier
@@ -77,10 +82,11 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
 
 
 def print_dev_tokens(settings: Settings) -> None:
-    """`make run` in dev: ready-to-paste tokens for GraphiQL's Headers tab."""
-    print("Dev tokens (paste into GraphiQL > Headers; all personas: .venv/bin/python -m auth.dev_tokens):")
-    for persona in ("advisor", "call-center", "back-office", "auditor", "system-publisher"):
-        print(f"  {persona:17} {{\"Authorization\": \"Bearer {mint_dev_token(settings, persona)}\"}}")
+    """`make run` in dev: for every persona, what `python -m auth.dev_tokens` prints for GraphiQL's Headers tab."""
+    print("Dev tokens: paste one persona's JSON line into GraphiQL > Headers "
+          "(again later: .venv/bin/python -m auth.dev_tokens)")
+    for line in headers_tab_lines(settings):
+        print(line)
 
 
 def create_app(settings: Settings, database: Database | None = None) -> web.Application:
@@ -113,9 +119,6 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         if settings.demo_data:
             count = await load_demo_cases(services.pipeline)
             log.info("demo cases loaded through the event pipeline", extra={"events": count})
-        log.info("case repository started", extra={
-            "store": "in-memory" if settings.embedded_store else "mongodb",
-            "kafka": settings.kafka_bootstrap_servers or "in-process bus"})
         yield
         # The relay loop first: ingest, still running, sends what it stages itself, through the producer.
         await services.relay.stop()
@@ -130,7 +133,50 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     return app
 
 
-def main() -> None:
+class PortInUse(Exception):
+    """The listen address is taken (another server, or this one already running)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a taken port fails at once, with nothing to undo."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUse(f"{host}:{port} is already in use") from error
+        raise
+    return sock
+
+
+async def serve(settings: Settings, sock: socket.socket) -> None:
+    """Start the app on `sock`, log "started" once it accepts connections, run until SIGTERM or SIGINT."""
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()  # the app's lifecycle: indexes, Kafka clients, relay, demo data
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await web.SockSite(runner, sock).start()
+        log.info("case repository started", extra={
+            "host": settings.host, "port": settings.port,
+            "store": "in-memory" if settings.embedded_store else "mongodb",
+            "kafka": settings.kafka_bootstrap_servers or "in-process bus"})
+        print(f"Case Repository: GraphiQL at http://{settings.host}:{settings.port}/graphql", flush=True)
+        if settings.is_dev:
+            print_dev_tokens(settings)
+        sys.stdout.flush()
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> int:
     settings = Settings.from_env()
     parser = argparse.ArgumentParser(description="Case Repository GraphQL server")
     parser.add_argument("--host", default=settings.host)
@@ -138,12 +184,15 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(settings.log_level)
     settings = settings.with_overrides(host=args.host, port=args.port)
-    app = create_app(settings)
-    print(f"Case Repository: GraphiQL at http://{args.host}:{args.port}/graphql", flush=True)
-    if settings.is_dev:
-        print_dev_tokens(settings)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    try:
+        sock = bind(settings.host, settings.port)
+    except PortInUse as busy:
+        print(f"error: {busy}; choose another port with PORT=8001 make run (or python server.py --port 8001)",
+              file=sys.stderr)
+        return 1
+    asyncio.run(serve(settings, sock))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

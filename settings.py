@@ -45,6 +45,8 @@ class Settings:
     allow_embedded: bool = False
     ws_allowed_origins: tuple[str, ...] = ()
     response_cache_seconds: float = 30.0
+    # A request body that has not fully arrived by then is refused with 408 (a trickling client holds a task).
+    request_body_seconds: float = 60.0
     # How often each instance's outbox relay looks for messages and staged effects nobody sent.
     outbox_relay_seconds: float = 1.0
     # How long a requested incident retry waits for the engine's answer before it shows TIMED_OUT.
@@ -87,6 +89,7 @@ class Settings:
                                    if env.get("GRAPHQL_INTROSPECTION") else None),
             allow_embedded=_flag(env.get("ALLOW_EMBEDDED"), default=False),
             response_cache_seconds=float(env.get("RESPONSE_CACHE_SECONDS", cls.response_cache_seconds)),
+            request_body_seconds=float(env.get("REQUEST_BODY_SECONDS", cls.request_body_seconds)),
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
             incident_retry_timeout_seconds=float(
                 env.get("INCIDENT_RETRY_TIMEOUT_SECONDS", cls.incident_retry_timeout_seconds)),

@@ -1,7 +1,7 @@
 """Development tokens for the demo personas, signed HS256 with AUTH_DEV_SECRET (APP_ENV=dev only).
 
-    python -m auth.dev_tokens                # every persona with a ready-to-paste header
-    python -m auth.dev_tokens advisor        # just that persona's header line
+    python -m auth.dev_tokens                # every persona: a comment line, then the JSON for GraphiQL's Headers tab
+    python -m auth.dev_tokens advisor        # just that persona's header line, for curl -H
 
 The claims mirror what Keycloak puts in its access tokens, so the server sees the same shapes in
 development as in production.
@@ -9,6 +9,7 @@ development as in production.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import uuid
@@ -106,6 +107,17 @@ def mint_dev_token(settings: Settings, persona: str | Persona, ttl: timedelta = 
     return jwt.encode(persona_claims(settings, chosen, ttl), settings.auth_dev_secret, algorithm=DEV_ALGORITHM)
 
 
+def headers_tab_lines(settings: Settings, ttl: timedelta = DEFAULT_TTL) -> list[str]:
+    """For every persona: `# name: description (roles)`, then exactly what GraphiQL's Headers tab takes,
+    `{"Authorization": "Bearer <token>"}`, then a blank line."""
+    lines: list[str] = []
+    for persona in PERSONAS:
+        roles = ", ".join(persona.roles) or "no roles"
+        headers = {"Authorization": f"Bearer {mint_dev_token(settings, persona, ttl)}"}
+        lines += [f"# {persona.name}: {persona.description} ({roles})", json.dumps(headers), ""]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m auth.dev_tokens", description=__doc__.splitlines()[0])
     parser.add_argument("persona", nargs="?", choices=sorted(PERSONAS_BY_NAME), help="print only this persona")
@@ -119,11 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.persona is not None:
         print(f"Authorization: Bearer {mint_dev_token(settings, args.persona, ttl)}")
         return 0
-    for persona in PERSONAS:
-        roles = ", ".join(persona.roles) or "no roles"
-        print(f"# {persona.name}: {persona.description} ({roles})")
-        print(f"Authorization: Bearer {mint_dev_token(settings, persona, ttl)}\n")
+    print("\n".join(headers_tab_lines(settings, ttl)))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

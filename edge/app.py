@@ -10,6 +10,7 @@ from strawberry.schema import BaseSchema
 
 from consumers.kafka import KafkaClients
 from context import Services
+from edge.access_log import access_log, send_request_id
 from edge.authentication import authentication
 from edge.http_guards import GRAPHQL_PATH, graphql_view_options, http_guards
 from edge.keys import DATABASE, KAFKA, SERVICES
@@ -24,8 +25,9 @@ View = TypeVar("View", bound=CaseRepositoryView)
 
 
 def serving_middlewares() -> list[Middleware]:
-    """What every app serving /graphql runs first: `measure`, so the refusals below are counted too."""
-    return [measure]
+    """What every app serving /graphql runs first: the request id and access log, then `measure`, so the refusals
+    below are logged and counted too."""
+    return [access_log, measure]
 
 
 def security_middlewares(settings: Settings, services: Services) -> list[Middleware]:
@@ -46,6 +48,7 @@ def build_app(services: Services, database: Database, kafka: KafkaClients | None
     app[DATABASE] = database
     app[SERVICES] = services
     app[KAFKA] = kafka
+    app.on_response_prepare.append(send_request_id)
     app.router.add_route("*", GRAPHQL_PATH, view)
     add_ops_routes(app)
     add_dev_routes(app, services.settings)

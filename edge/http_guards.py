@@ -3,7 +3,8 @@
 `http_guards(settings)` returns aiohttp middlewares; `edge.app.security_middlewares` puts them after `measure`
 (`edge.app.serving_middlewares`) so refusals are counted.
 Every refusal happens before Strawberry reads the request, with a GraphQL-shaped JSON body
-`{"errors": [{"message": ..., "extensions": {"code": "BAD_USER_INPUT"}}]}`.
+`{"errors": [{"message": ..., "extensions": {"code": "BAD_USER_INPUT"}}]}` (edge.refusals, which also picks
+`application/graphql-response+json` when the client asks for it).
 
 - CSRF: a browser can send a cross-site POST without a CORS preflight only as text/plain,
   application/x-www-form-urlencoded or multipart/form-data. So POST /graphql must be application/json
@@ -13,6 +14,8 @@ Every refusal happens before Strawberry reads the request, with a GraphQL-shaped
   since GET allows only queries; tests/test_http_guards.py keeps that proven.
 - Body size: JSON bodies up to `max_json_bytes` (1 MiB), uploads up to `max_upload_bytes` (10 MiB, and
   they must declare Content-Length, as aiohttp's client_max_size does not bound multipart reads); 413.
+- Body time: a JSON body must arrive within `settings.request_body_seconds` (60 s), else 408: a client trickling
+  bytes would otherwise hold a connection and a task for as long as it likes.
 - Batching: a JSON array body is refused (400). Strawberry's batching is off and neither Apollo Router
   nor Hive Gateway needs it; a batch would multiply every per-operation limit (depth, cost) by its length.
 - Headers: `X-Content-Type-Options: nosniff` on every response, `Cache-Control: no-store` on /graphql
@@ -28,10 +31,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
+import asyncio
+
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from edge.refusals import refusal
 from settings import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,8 +50,7 @@ PREFLIGHT_HEADERS = ("Apollo-Require-Preflight", "X-Apollo-Operation-Name")
 def http_guards(settings: Settings, *, graphql_path: str = GRAPHQL_PATH, max_json_bytes: int = MAX_JSON_BYTES,
                 max_upload_bytes: int = MAX_UPLOAD_BYTES) -> list[Middleware]:
     """The middlewares, outermost first: headers also land on the guards' own refusals."""
-    # Settings holds no knobs for these yet; taking it keeps edge.app's wiring stable when it does.
-    del settings
+    body_seconds = settings.request_body_seconds
 
     @web.middleware
     async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -64,13 +68,13 @@ def http_guards(settings: Settings, *, graphql_path: str = GRAPHQL_PATH, max_jso
         if request.method != "POST" or request.path != graphql_path:
             return await handler(request)
         if request.content_type == "application/json":
-            refusal = await _json_body_refusal(request, max_json_bytes)
+            refused = await _json_body_refusal(request, max_json_bytes, body_seconds)
         elif request.content_type == "multipart/form-data" and _preflighted(request):
-            refusal = _upload_refusal(request, max_upload_bytes)
+            refused = _upload_refusal(request, max_upload_bytes)
         else:
-            refusal = _refusal(415, "POST /graphql needs Content-Type application/json (or multipart/form-data "
-                                    "with an Apollo-Require-Preflight header)")
-        return refusal or await handler(request)
+            refused = refusal(request, 415, "POST /graphql needs Content-Type application/json (or multipart/form-data "
+                                            "with an Apollo-Require-Preflight header)")
+        return refused or await handler(request)
 
     return [security_headers, graphql_post_guard]
 
@@ -81,26 +85,30 @@ def graphql_view_options(settings: Settings) -> dict[str, Any]:
             "graphql_ide": "graphiql" if settings.introspection_enabled else None}
 
 
-async def _json_body_refusal(request: web.Request, limit: int) -> web.Response | None:
+async def _json_body_refusal(request: web.Request, limit: int, seconds: float) -> web.Response | None:
     if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit)
+        return _too_large(request, limit)
     try:
         # read() caches the body on the request, so Strawberry does not read the socket again.
-        body = await request.read()
+        body = await asyncio.wait_for(request.read(), seconds)
     except web.HTTPRequestEntityTooLarge:  # a chunked body over the app's client_max_size
-        return _too_large(limit)
+        return _too_large(request, limit)
+    except TimeoutError:
+        late = refusal(request, 408, f"the request body did not arrive within {seconds:g} s")
+        late.force_close()  # the rest of that body may still come: it must not be read as the next request
+        return late
     if len(body) > limit:
-        return _too_large(limit)
+        return _too_large(request, limit)
     if body.lstrip()[:1] == b"[":
-        return _refusal(400, "batched operations are not accepted: send one operation per request")
+        return refusal(request, 400, "batched operations are not accepted: send one operation per request")
     return None
 
 
 def _upload_refusal(request: web.Request, limit: int) -> web.Response | None:
     if request.content_length is None:
-        return _refusal(411, "an upload to /graphql must declare its Content-Length")
+        return refusal(request, 411, "an upload to /graphql must declare its Content-Length")
     if request.content_length > limit:
-        return _too_large(limit)
+        return _too_large(request, limit)
     return None
 
 
@@ -108,13 +116,8 @@ def _preflighted(request: web.Request) -> bool:
     return any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS)
 
 
-def _too_large(limit: int) -> web.Response:
-    return _refusal(413, f"request body exceeds the limit of {limit} bytes")
-
-
-def _refusal(status: int, message: str) -> web.Response:
-    body = {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+def _too_large(request: web.Request, limit: int) -> web.Response:
+    return refusal(request, 413, f"request body exceeds the limit of {limit} bytes")
 
 
 def _add_security_headers(response: web.StreamResponse | web.HTTPException, graphql: bool) -> None:

@@ -19,9 +19,14 @@ from typing import Any
 
 import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from prometheus_client import Counter
 
 from auth.principal import Principal
 from consumers.publication import Published
+
+# The hit ratio is hits / (hits + misses), over cacheable requests only (a `case(id)` read by a signed-in caller).
+HITS = Counter("case_repository_response_cache_hits_total", "Cacheable requests answered from the response cache")
+MISSES = Counter("case_repository_response_cache_misses_total", "Cacheable requests that had to be executed")
 
 # Root fields whose answer depends only on the cases (and their customers) it shows.
 CACHEABLE_ROOTS = frozenset({"case", "__typename"})
@@ -86,11 +91,13 @@ class ResponseCache:
 
     def get(self, key: Hashable) -> CachedResponse | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if self._clock() - entry.stored_at > self._ttl:
+        if entry is not None and self._clock() - entry.stored_at > self._ttl:
             self._drop(key)
+            entry = None
+        if entry is None:
+            MISSES.inc()
             return None
+        HITS.inc()
         self._entries.move_to_end(key)
         return entry
 

@@ -1,4 +1,7 @@
-"""The /graphql view: the request context, the response cache in front of execution, WebSocket sign-in."""
+"""The /graphql view: the request context, the response cache in front of execution, WebSocket sign-in, and
+answers in the GraphQL-over-HTTP shape: every refusal coded JSON (edge.refusals), the media type the client asks for,
+and with `application/graphql-response+json` a request error (a document or variables that do not parse or
+validate) answered 400, as that type promises."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from graphql import GraphQLError
+from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types import ExecutionResult
@@ -14,13 +18,34 @@ from strawberry.types.unset import UNSET, UnsetType
 from auth.tokens import bearer_token_from_payload
 from context import Context
 from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, failed_authentication_entry
-from edge.keys import SERVICES
+from edge.keys import OUTCOME, SERVICES, Outcome
+from edge.operations import LABELS
+from edge.refusals import GRAPHQL_RESPONSE_JSON, JSON, refusal, response_media_type
 from errors import Unauthenticated
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
 from edge.response_cache import cacheable_operation
 
 
+# Strawberry's own refusals, by status: the code a client can act on.
+_REFUSAL_CODES = {404: "NOT_FOUND"}
+_ALLOWED_METHODS = {"Allow": "GET, POST"}
+
+
 class CaseRepositoryView(GraphQLView):
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        try:
+            response = await self.run(request=request)
+        except HTTPException as error:
+            code = _REFUSAL_CODES.get(error.status_code, "BAD_USER_INPUT")
+            return refusal(request, error.status_code, error.reason, code,
+                           headers=_ALLOWED_METHODS if error.status_code == 405 else None)
+        if isinstance(response, web.Response) and response.content_type == JSON:
+            response.content_type = response_media_type(request)
+            outcome = request.get(OUTCOME)
+            if response.content_type == GRAPHQL_RESPONSE_JSON and outcome is not None and outcome.request_error:
+                response.set_status(400)
+        return response
+
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:  # type: ignore[override]
         return Context(
             services=request.app[SERVICES], request=request, response=response,
@@ -39,15 +64,15 @@ class CaseRepositoryView(GraphQLView):
             context.audit.fields.update(hit.fields)
             operation = cacheable_operation(request_data.query, request_data.operation_name)
             if not await record_operation(context, action="READ", outcome="ok", operation=operation):
-                return ExecutionResult(data=None, errors=[GraphQLError(AUDIT_UNAVAILABLE,
-                                                                       extensions={"code": "INTERNAL"})])
-            return ExecutionResult(data=hit.data, errors=None)
+                return _noted(request, request_data, ExecutionResult(
+                    data=None, errors=[GraphQLError(AUDIT_UNAVAILABLE, extensions={"code": "INTERNAL"})]))
+            return _noted(request, request_data, ExecutionResult(data=hit.data, errors=None))
         since = cache.changes()
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
         if key is not None and not result.errors and result.data is not None:
             cache.put(key, result.data, case_ids=context.audit.case_ids, looked_up=context.case_lookups,
                       customer_ids=context.audit.customer_ids, fields=context.audit.fields, computed_since=since)
-        return result
+        return _noted(request, request_data, result)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:  # type: ignore[override]
         """graphql-transport-ws: the token arrives in connection_init (or on the handshake); none = 4403."""
@@ -69,3 +94,14 @@ class CaseRepositoryView(GraphQLView):
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames.
         return orjson.dumps(data).decode()
+
+
+def _noted(request: web.Request, request_data: Any, result: ExecutionResult) -> ExecutionResult:
+    """Note the operation's label and error codes on the request, for the access log and the metrics."""
+    errors = result.errors or []
+    codes = tuple(dict.fromkeys(str((e.extensions or {}).get("code", "INTERNAL")) for e in errors))
+    # No data and no error tied to a field: the document or the variables were refused before execution.
+    request_error = (bool(errors) and result.data is None and all(e.path is None for e in errors)
+                     and "INTERNAL" not in codes)
+    request[OUTCOME] = Outcome(LABELS.label(request_data.query, request_data.operation_name), codes, request_error)
+    return result

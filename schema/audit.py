@@ -47,6 +47,9 @@ class AuditRecord:
     reason: str | None
     outcome: str
     hash: str
+    request_id: str | None = strawberry.field(
+        default=None, description="The X-Request-Id of the request that wrote it (also in that request's access log "
+                                  "line); none for records written outside a request, e.g. by the Kafka consumer.")
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> AuditRecord:
@@ -56,7 +59,7 @@ class AuditRecord:
             operation=doc.get("operation"), case_ids=doc.get("caseIds") or [],
             customer_ids=doc.get("customerIds") or [], fields=doc.get("fields") or [],
             event_ids=doc.get("eventIds") or [], channel=doc.get("channel"), reason=doc.get("reason"),
-            outcome=doc["outcome"], hash=doc["hash"],
+            outcome=doc["outcome"], hash=doc["hash"], request_id=doc.get("requestId"),
             changes=[AuditChange(field=c.get("field", ""), old=c.get("old"), new=c.get("new"), case_id=c.get("caseId"))
                      for c in doc.get("changes") or []],
         )

@@ -1,6 +1,8 @@
 """Development tokens: every demo persona signs in as itself in dev, and nowhere else."""
 from __future__ import annotations
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,6 +11,7 @@ from auth.dev_tokens import PERSONAS, DevTokensDisabled, main, mint_dev_token
 from auth.principal import PrincipalKind
 from auth.tokens import TokenVerifier, bearer_token
 from errors import Unauthenticated
+from server import print_dev_tokens
 from settings import Settings
 
 DEV = Settings(app_env="dev")
@@ -74,15 +77,43 @@ def dev_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-async def test_the_command_prints_a_ready_to_paste_header_for_every_persona(dev_env, capsys) -> None:
+def without_tokens(text: str) -> str:
+    """The output with each token replaced by <token>: tokens differ per run (iat, jti), the rest must not."""
+    return re.sub(r"Bearer [A-Za-z0-9_.-]+", "Bearer <token>", text)
+
+
+async def test_the_command_prints_for_every_persona_the_json_graphiqls_headers_tab_takes(dev_env, capsys) -> None:
     assert main([]) == 0
 
-    lines = capsys.readouterr().out.splitlines()
-    headers = [line.removeprefix("Authorization: ") for line in lines if line.startswith("Authorization: Bearer ")]
-    comments = [line.split(":")[0] for line in lines if line.startswith("# ")]
-    assert comments == [f"# {persona.name}" for persona in PERSONAS]
-    principals = [await TokenVerifier(DEV).verify(bearer_token(header)) for header in headers]
-    assert [principal.username for principal in principals] == [persona.username for persona in PERSONAS]
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert without_tokens("\n".join(lines[:6])) == (
+        "# advisor: branch advisor in Kraków (KRK-01) (case-reader, advisor)\n"
+        '{"Authorization": "Bearer <token>"}\n'
+        "\n"
+        "# advisor-waw: branch advisor in Warsaw (WAW-01): same role, other branch (case-reader, advisor)\n"
+        '{"Authorization": "Bearer <token>"}\n')
+    assert [line.split(":")[0] for line in lines if line.startswith("# ")] == [
+        "# advisor", "# advisor-waw", "# call-center", "# back-office", "# team-manager", "# operations-manager",
+        "# auditor", "# pii-officer", "# no-roles", "# customer-anna", "# customer-piotr", "# system-publisher"]
+    pasted = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [list(headers) for headers in pasted] == [["Authorization"]] * 12
+    principals = [await TokenVerifier(DEV).verify(bearer_token(headers["Authorization"])) for headers in pasted]
+    assert [principal.username for principal in principals] == [
+        "anna.nowak", "piotr.zielinski", "ewa.kowalska", "jan.wisniewski", "maria.wojcik", "barbara.wozniak",
+        "tomasz.kaminski", "katarzyna.lewandowska", "adam.dabrowski", "case-publisher"]
+
+
+def test_make_run_prints_the_same_lines_as_the_command(dev_env, capsys) -> None:
+    main([])
+    command = capsys.readouterr().out
+
+    print_dev_tokens(DEV)
+
+    printed = capsys.readouterr().out
+    assert without_tokens(printed) == (
+        "Dev tokens: paste one persona's JSON line into GraphiQL > Headers "
+        "(again later: .venv/bin/python -m auth.dev_tokens)\n" + without_tokens(command))
 
 
 def test_the_command_prints_one_persona(dev_env, capsys) -> None:

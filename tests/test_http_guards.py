@@ -66,7 +66,8 @@ async def test_a_mutation_over_get_is_refused_and_creates_nothing(
 
     response = await client.get("/graphql", params=params, headers=publisher)
 
-    assert (response.status, await response.text()) == (400, "mutations are not allowed when using GET")
+    assert (response.status, response.content_type, await response.json()) == (
+        400, "application/json", refusal("mutations are not allowed when using GET"))
     assert await case_9_titles(services) == []
 
 
@@ -74,7 +75,8 @@ async def test_a_query_over_get_is_refused_so_no_argument_lands_in_a_url_log(cli
     response = await client.get("/graphql", params={"query": '{ customerByPesel(pesel: "85031207819") { id } }'},
                                 headers=bearer())
 
-    assert (response.status, await response.text()) == (400, "queries are not allowed when using GET")
+    assert (response.status, response.content_type, await response.json()) == (
+        400, "application/json", refusal("queries are not allowed when using GET"))
     assert (await services.audit.trail(first=5)).records == []
 
 
@@ -129,7 +131,7 @@ async def test_a_multipart_post_with_a_preflight_header_reaches_graphql(
     response = await client.post("/graphql", data=upload_form(), headers={**publisher, header: "PublishCaseEvent"})
 
     # Past the guard: the view answers, and it does not take uploads (yet).
-    assert (response.status, await response.text()) == (400, "Unsupported content type")
+    assert (response.status, await response.json()) == (400, refusal("Unsupported content type"))
 
 
 # --- body size ---
