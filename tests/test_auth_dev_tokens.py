@@ -101,7 +101,8 @@ async def test_the_command_prints_for_every_persona_the_json_graphiqls_headers_t
     principals = [await TokenVerifier(DEV).verify(bearer_token(headers["Authorization"])) for headers in pasted]
     assert [principal.username for principal in principals] == [
         "anna.nowak", "piotr.zielinski", "ewa.kowalska", "jan.wisniewski", "maria.wojcik", "barbara.wozniak",
-        "tomasz.kaminski", "katarzyna.lewandowska", "adam.dabrowski", "case-publisher"]
+        "tomasz.kaminski", "katarzyna.lewandowska", "adam.dabrowski", "anna.kowalska", "piotr.nowak",
+        "case-publisher"]
 
 
 def test_make_run_prints_the_same_lines_as_the_command(dev_env, capsys) -> None:
