@@ -12,45 +12,42 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from stores.database import Database
+from stores.staged_records import STAGED_INDEX, StagedRecords
 
 CODES, COUNTERS, INVITATIONS, SESSIONS = "panel_codes", "panel_counters", "panel_invitations", "panel_sessions"
 _EXPIRE = IndexModel([("expiresAt", ASCENDING)], name="expires_ttl", expireAfterSeconds=0)
-_STAGED = IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True)
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class StagedRecords:
+class _StagingRecords:
     """Records that stage their own outbound messages (a code, an invitation), relayed by consumers/staging.py."""
 
     def __init__(self, db: Database, name: str) -> None:
         self.collection = db.collection(name)
+        self._staged = StagedRecords(self.collection, "writeId")
 
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
-        return await self.collection.find({"stagedAt": {"$lt": older_than}},
-                                          {"outbox": 1, "writeId": 1, "caseId": 1}).limit(limit).to_list(None)
+        return await self._staged.staged(older_than, limit)
 
     async def clear_staged(self, relayed: Sequence[dict[str, Any]]) -> None:
-        if relayed:
-            await self.collection.bulk_write([
-                UpdateOne({"_id": row["_id"], "writeId": row["writeId"]},
-                          {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}}) for row in relayed], ordered=False)
+        await self._staged.clear(relayed)
 
 
-class PanelCodeStore(StagedRecords):
+class PanelCodeStore(_StagingRecords):
     """The current code of each participant (`_id` = case/participant): a new one replaces, and so voids, the last."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db, CODES)
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_indexes([_EXPIRE, _STAGED])
+        await self.collection.create_indexes([_EXPIRE, STAGED_INDEX])
 
     async def issue(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
         """Replace the participant's code with `doc` (its hash, expiry, staged message); the record as written."""
@@ -121,12 +118,12 @@ class PanelCounterStore:
         await self._counters.delete_one({"_id": key})
 
 
-class PanelInvitationStore(StagedRecords):
+class PanelInvitationStore(_StagingRecords):
     def __init__(self, db: Database) -> None:
         super().__init__(db, INVITATIONS)
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_indexes([_EXPIRE, _STAGED])
+        await self.collection.create_indexes([_EXPIRE, STAGED_INDEX])
 
     async def add(self, doc: dict[str, Any]) -> dict[str, Any]:
         await self.collection.insert_one(doc)
