@@ -22,6 +22,7 @@ from stores.audit import AuditStore
 from stores.calendar import CalendarStore
 from stores.case_criteria import Person
 from stores.case_scope import CaseScope
+from stores.counters import WindowCounters
 from stores.cases import CaseStore
 from stores.events import EventStore
 from stores.history import HistoryStore
@@ -58,6 +59,8 @@ class Services:
     verifier: TokenVerifier
     responses: ResponseCache
     panel: PanelStores
+    # Per principal: how many PESEL lookups they made in the current window (issue 11: masked means unrecoverable).
+    lookups: WindowCounters
 
 
 class Loaders:
@@ -141,6 +144,8 @@ class Context:
     audit: RequestAudit = field(default_factory=RequestAudit)
     # Every case id asked for, found or not: a cached answer depends on all of them.
     case_lookups: set[str] = field(default_factory=set)
+    # customerByPesel calls in this operation: one is served.
+    pesel_lookups: int = 0
     # Set by Strawberry from the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
 
@@ -157,6 +162,7 @@ class Context:
         and fresh loaders, so it neither reports nor reads what an earlier one saw."""
         self.audit = RequestAudit()
         self.case_lookups = set()
+        self.pesel_lookups = 0
         self.__dict__.pop("loaders", None)
 
     @cached_property

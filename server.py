@@ -42,6 +42,7 @@ from stores.history import HistoryStore
 from stores.migrations import index_participant_pesels, move_embedded_history
 from stores.notes import NoteStore
 from stores.outbox import OutboxStore
+from stores.counters import WindowCounters
 from stores.panel_access import PanelStores
 from stores.protection import FieldCipher, KeyRing
 from stores.tasks import TaskStore
@@ -72,7 +73,8 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,
-        terms=terms, appointments=appointments, calendar=CalendarStore(database), staging=staging, relay=relay, bus=bus, audit=audit, cipher=cipher, responses=responses,
+        terms=terms, appointments=appointments, calendar=CalendarStore(database), staging=staging, relay=relay,
+        bus=bus, audit=audit, cipher=cipher, responses=responses, lookups=WindowCounters(database, "lookup_counters"),
         pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
         verifier=TokenVerifier(settings, panel_sessions=PanelSessionVerifier(
@@ -109,6 +111,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         await services.terms.ensure_indexes()
         await services.appointments.ensure_indexes()
         await services.panel.ensure_indexes()
+        await services.lookups.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
         await index_participant_pesels(database, services.cipher)
         await services.verifier.start()

@@ -51,6 +51,8 @@ class Settings:
     outbox_relay_seconds: float = 1.0
     # How long a requested incident retry waits for the engine's answer before it shows TIMED_OUT.
     incident_retry_timeout_seconds: float = 600.0
+    # customerByPesel calls one principal may make per hour, on every instance together.
+    pesel_lookups_per_hour: int = 20
     # Customer Panel sign-in: how long a one-time code is valid, and a panel session's idle and absolute lifetimes.
     panel_code_ttl_seconds: float = 600.0
     panel_session_idle_seconds: float = 900.0
@@ -91,6 +93,7 @@ class Settings:
             response_cache_seconds=float(env.get("RESPONSE_CACHE_SECONDS", cls.response_cache_seconds)),
             request_body_seconds=float(env.get("REQUEST_BODY_SECONDS", cls.request_body_seconds)),
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
+            pesel_lookups_per_hour=int(env.get("PESEL_LOOKUPS_PER_HOUR", cls.pesel_lookups_per_hour)),
             incident_retry_timeout_seconds=float(
                 env.get("INCIDENT_RETRY_TIMEOUT_SECONDS", cls.incident_retry_timeout_seconds)),
             panel_code_ttl_seconds=float(env.get("PANEL_CODE_TTL_SECONDS", cls.panel_code_ttl_seconds)),

@@ -4,9 +4,11 @@
 (co-applicant, co-borrower, guarantor), recognised by their PESEL's blind index (stores/case_criteria.Person)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from context import Context
+from errors import BadInput, RateLimited
 from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 from stores.case_criteria import Person
 
@@ -20,7 +22,22 @@ async def get_customer(context: Context, customer_id: str) -> dict[str, Any] | N
 
 
 async def find_customer_by_pesel(context: Context, pesel: str) -> dict[str, Any] | None:
-    """Search by PESEL through its blind index: the plaintext is never sent to the store."""
+    """Search by PESEL through its blind index: the plaintext is never sent to the store.
+
+    A lookup confirms whether a number is a customer's, and roles that see a PESEL masked still see its last 4
+    digits, which for one birth date leave about one candidate: testing candidates must not be a way to unmask it.
+    So one lookup per operation (aliases do not multiply it) and `PESEL_LOOKUPS_PER_HOUR` per principal across
+    every instance (RATE_LIMITED after), each lookup audited with the caller's X-Audit-Reason."""
+    context.pesel_lookups += 1
+    if context.pesel_lookups > 1:
+        raise BadInput("customerByPesel: one lookup per request")
+    principal = context.principal
+    assert principal is not None  # the operation policy admits signed-in roles only
+    window = timedelta(hours=1)
+    if await context.services.lookups.add(f"pesel:{principal.subject}", window) > \
+            context.settings.pesel_lookups_per_hour:
+        raise RateLimited(f"customerByPesel: at most {context.settings.pesel_lookups_per_hour} lookups an hour; "
+                          "try again later")
     index = context.services.cipher.blind_index(pesel, purpose="pesel")
     customer_id = await context.services.cases.find_customer_by_pesel_index(index, scope=context.scope)
     return await get_customer(context, customer_id) if customer_id else None
