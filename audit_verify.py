@@ -35,6 +35,12 @@ async def verify_audit(database: Database) -> tuple[dict[str, Any], int]:
 def main(env: Mapping[str, str] | None = None, database: Database | None = None, out: TextIO | None = None) -> int:
     """Verify the chain in the configured store, print the result as one JSON line, return the exit code."""
     settings = Settings.from_env(env)
+    if database is None and settings.mongodb_uri is None:
+        # The embedded store lives inside the server's process: a new process would find it empty and say "ok, 0".
+        (out or sys.stdout).write(orjson.dumps({
+            "ok": False, "error": "MONGODB_URI is not set: the embedded store is inside the server process and "
+                                  "cannot be checked from here"}).decode() + "\n")
+        return EXIT_NOT_CHECKED
     owned = database is None
     database = database or connect(settings.mongodb_uri, settings.mongodb_database)
     try:

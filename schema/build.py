@@ -64,7 +64,8 @@ class CaseRepositorySchema(strawberry.federation.Schema):
         log_errors(errors)
 
 
-def assemble_schema(*, expose_internal_errors: bool = True, guards: Sequence[Any] = ()) -> CaseRepositorySchema:
+def assemble_schema(*, expose_internal_errors: bool = True, describe_schema: bool = True,
+                    guards: Sequence[Any] = ()) -> CaseRepositorySchema:
     """The federated schema over the domains' root fields; `guards` (limits, federation guard, audit) run
     between the parser and validation caches and the error codes."""
     return CaseRepositorySchema(
@@ -72,7 +73,7 @@ def assemble_schema(*, expose_internal_errors: bool = True, guards: Sequence[Any
         federation_version="2.5",
         extensions=[
             lambda: ParserCacheWithErrors(maxsize=512), lambda: ValidationCache(maxsize=512),
-            *guards, error_codes(expose_internal_errors),
+            *guards, error_codes(expose_internal_errors, describe_schema),
         ],
         execution_context_class=FreshPerEventExecutor,
     )
@@ -83,7 +84,7 @@ def build_schema(*, expose_internal_errors: bool = True, introspection: bool = T
     """The served schema: the access policy attached to its fields, and every guard in place."""
     attach_policy(root_types=[Query, Mutation, Subscription],
                   data_types=[Case, Customer, Participant, Document, NegotiatedTerms, NegotiatedTermsVersion])
-    return assemble_schema(expose_internal_errors=expose_internal_errors, guards=[
+    return assemble_schema(expose_internal_errors=expose_internal_errors, describe_schema=introspection, guards=[
         *limit_extensions(limits or QueryLimits(), introspection=introspection),
         # Audit wraps the error codes, so the record sees the final code of every error.
         federation_guard(introspection), AuditOperation,

@@ -14,7 +14,12 @@ from errors import DomainError
 log = logging.getLogger(__name__)
 
 
-def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
+# Where the schema is not described (introspection off), a document or variables that do not fit it get this, not
+# graphql-core's message, which names types, fields and suggestions ("Did you mean 'pesel'?").
+UNDESCRIBED_SCHEMA = "the document or its variables do not match the schema (it is not described here)"
+
+
+def classify(error: GraphQLError, *, expose_internal: bool, describe_schema: bool = True) -> GraphQLError:
     """Give every error a contract code; unexpected ones get a correlation id that is in the log."""
     extensions = dict(error.extensions or {})
     original = error.original_error
@@ -26,7 +31,10 @@ def classify(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     elif original is None or isinstance(original, GraphQLError):
         # Parse, validation and variable coercion errors: the client's document or variables are wrong.
         extensions["code"] = "BAD_USER_INPUT"
-        message = error.message
+        # A syntax error is about the text alone, the introspection refusal names only `__schema`; the rest would
+        # describe the schema.
+        plain = error.message.startswith(("Syntax Error", "GraphQL introspection has been disabled"))
+        message = error.message if describe_schema or plain else UNDESCRIBED_SCHEMA
     else:
         correlation_id = uuid.uuid4().hex
         # The exception, not the request: documents and variables may hold personal data.
@@ -56,6 +64,7 @@ class ErrorCodes(SchemaExtension):
     """Adds codes after the operation; a schema extension so it runs once per operation, not per field."""
 
     expose_internal = True
+    describe_schema = True
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -68,8 +77,9 @@ class ErrorCodes(SchemaExtension):
 
     def _classify(self, result: Any) -> None:
         if result is not None and getattr(result, "errors", None):
-            result.errors = [classify(e, expose_internal=self.expose_internal) for e in result.errors]
+            result.errors = [classify(e, expose_internal=self.expose_internal, describe_schema=self.describe_schema)
+                             for e in result.errors]
 
 
-def error_codes(expose_internal: bool) -> type[ErrorCodes]:
-    return type("ErrorCodes", (ErrorCodes,), {"expose_internal": expose_internal})
+def error_codes(expose_internal: bool, describe_schema: bool = True) -> type[ErrorCodes]:
+    return type("ErrorCodes", (ErrorCodes,), {"expose_internal": expose_internal, "describe_schema": describe_schema})

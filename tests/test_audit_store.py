@@ -316,9 +316,12 @@ def test_the_verify_command_prints_one_json_line() -> None:
         "ok": True, "checked": 2, "first_broken": None, "reason": None, "head_id": 2}
 
 
-def test_python_audit_verify_runs_as_a_command() -> None:
+def test_python_audit_verify_runs_as_a_command_and_will_not_vouch_for_an_embedded_store() -> None:
+    """Without MONGODB_URI there is nothing it can read: the embedded store is inside the server's process, so the
+    honest answer is "not checked" (2), never "ok, 0 records"."""
     done = subprocess.run([sys.executable, "audit_verify.py"], cwd=REPO, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "APP_ENV": "dev"}, timeout=60, check=False)
 
     assert (done.returncode, done.stdout, done.stderr) == (
-        0, '{"ok":true,"checked":0,"first_broken":null,"reason":null,"head_id":0,"head_hash":""}\n', "")
+        2, '{"ok":false,"error":"MONGODB_URI is not set: the embedded store is inside the server process and '
+           'cannot be checked from here"}\n', "")
