@@ -10,6 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from consumers.event_types import DATA_MODELS, INTERNAL_DATA_MODELS, Data
+from consumers.storable import storage_problem
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 # The `source` of every CloudEvent the repository writes (its own events, state changes, commands).
@@ -92,6 +93,8 @@ def parse_envelope(envelope: Mapping[str, Any], *, internal: bool = False) -> Ca
     if not isinstance(envelope, Mapping):
         raise InvalidEvent("event: a CloudEvent must be a JSON object")
     event_id = envelope.get("id") if isinstance(envelope.get("id"), str) else None
+    if (problem := storage_problem(dict(envelope))) is not None:
+        raise InvalidEvent(problem, event_id if event_id is not None and storage_problem(event_id) is None else None)
     for name in _REQUIRED:
         value = envelope.get(name)
         if not isinstance(value, str) or not value.strip():

@@ -1,6 +1,7 @@
 """Where events that can never be applied go, with the original payload, headers and the reason."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -29,7 +30,12 @@ class DeadLetters(Protocol):
 def _as_bytes(payload: Any) -> bytes:
     if isinstance(payload, bytes | None):
         return payload or b""
-    return orjson.dumps(payload, default=str)
+    try:
+        return orjson.dumps(payload, default=str)
+    except orjson.JSONEncodeError:
+        # What the letter is about may be what orjson refuses (an integer beyond 64 bits, a lone surrogate): the
+        # standard encoder keeps it, escaped, so the letter still says exactly what was sent.
+        return json.dumps(payload, default=str).encode("ascii")
 
 
 class StoreDeadLetters:
