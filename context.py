@@ -20,6 +20,7 @@ from settings import Settings
 from stores.appointments import AppointmentStore
 from stores.audit import AuditStore
 from stores.calendar import CalendarStore
+from stores.document_contents import DocumentContentStore
 from stores.case_criteria import Person
 from stores.case_scope import CaseScope
 from stores.counters import WindowCounters
@@ -61,6 +62,7 @@ class Services:
     panel: PanelStores
     # Per principal: how many PESEL lookups they made in the current window (issue 11: masked means unrecoverable).
     lookups: WindowCounters
+    documents: DocumentContentStore
 
 
 class Loaders:

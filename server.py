@@ -37,6 +37,7 @@ from stores.calendar import CalendarStore
 from stores.cases import CaseStore
 from stores.database import Database, connect
 from stores.dead_letters import DeadLetterStore
+from stores.document_contents import DocumentContentStore
 from stores.events import EventStore
 from stores.history import HistoryStore
 from stores.migrations import index_participant_pesels, move_embedded_history
@@ -79,7 +80,7 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
         verifier=TokenVerifier(settings, panel_sessions=PanelSessionVerifier(
             panel.sessions, settings.panel_session_idle_seconds)),
-        panel=panel,
+        panel=panel, documents=DocumentContentStore(database, cipher),
     )
 
 
@@ -106,7 +107,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         for store in (services.cases, services.events, services.history, services.tasks, services.outbox,
-                      services.audit, services.notes):
+                      services.audit, services.notes, services.documents):
             await store.ensure_indexes()
         await services.terms.ensure_indexes()
         await services.appointments.ensure_indexes()

@@ -59,6 +59,9 @@ class Settings:
     panel_session_max_seconds: float = 3600.0
     # panelRequestCode and panelLogin answer no sooner than this, so their time does not tell a match from none.
     panel_answer_floor_seconds: float = 0.25
+    # The largest document a participant uploads in the Customer Panel (multipart POST /graphql only; JSON bodies
+    # keep their 1 MiB).
+    panel_upload_max_bytes: int = 10 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +104,7 @@ class Settings:
             panel_session_max_seconds=float(env.get("PANEL_SESSION_MAX_SECONDS", cls.panel_session_max_seconds)),
             panel_answer_floor_seconds=float(
                 env.get("PANEL_ANSWER_FLOOR_SECONDS", cls.panel_answer_floor_seconds)),
+            panel_upload_max_bytes=int(env.get("PANEL_UPLOAD_MAX_BYTES", cls.panel_upload_max_bytes)),
             ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 

@@ -226,6 +226,10 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
     "Mutation.panelRequestCode": ANYONE,
     "Mutation.panelLogin": ANYONE,
     "Mutation.panelLogout": PANEL_PARTICIPANTS,
+    # A participant's own consents, actions and documents (rules in resolvers/panel_actions.py, panel_uploads.py).
+    "Mutation.panelGiveConsent": PANEL_PARTICIPANTS,
+    "Mutation.panelCompleteAction": PANEL_PARTICIPANTS,
+    "Mutation.panelUploadDocument": PANEL_PARTICIPANTS,
     "Query.panelCase": PANEL_PARTICIPANTS,
     "Mutation.issuePanelAccess": PANEL_INVITERS,
     # Online / mobile banking: the cases where the token's customer is the customer or a participant.
@@ -239,7 +243,8 @@ OPERATION_POLICY: dict[str, frozenset[str]] = {
 # say (and `_entities` / `_service` never): a panel session or a customer token must not become an employee by a
 # role claim or a "*" row. Operations open to ANYONE are open to them too.
 OPERATIONS_BY_KIND: dict[str, frozenset[str]] = {
-    "PANEL": frozenset({"Query.panelCase", "Mutation.panelLogout", "Subscription.panelCaseUpdated"}),
+    "PANEL": frozenset({"Query.panelCase", "Mutation.panelLogout", "Subscription.panelCaseUpdated",
+                        "Mutation.panelGiveConsent", "Mutation.panelCompleteAction", "Mutation.panelUploadDocument"}),
     "CUSTOMER": frozenset({"Query.myCases", "Query.myCase", "Subscription.panelCaseUpdated"}),
 }
 

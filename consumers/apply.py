@@ -16,6 +16,7 @@ from typing import Any
 from consumers.cloudevents import CaseEvent, to_millisecond
 from consumers import event_types as ev
 from consumers import incident_retry as retry
+from consumers import panel_acts
 from consumers.lifecycle import reopened
 from consumers.stamps import Order, history_entry, merge_stamped
 
@@ -215,6 +216,7 @@ REDUCERS: dict[str, Callable[..., dict[str, Any]]] = {
         "offers", "offer", "OFFER_PRESENTED", lambda o: f"Offer presented: {o.name}"),
     "case.offer_updated": _item_event(
         "offers", "offer", "OFFER_UPDATED", lambda o: f"Offer updated: {o.name} ({o.status})"),
+    **panel_acts.REDUCERS,
 }
 
 

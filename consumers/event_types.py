@@ -316,6 +316,30 @@ class IncidentRetryRequested(Data):
     attempt: int = Field(gt=0)
 
 
+class ItemReference(Data):
+    id: str = NonEmpty
+
+
+class ConsentAnswered(Data):
+    """A participant's answer to a consent in the Customer Panel (consumers/panel_acts.py)."""
+
+    consent: ItemReference
+    participantId: str = NonEmpty
+    granted: bool
+    channel: str | None = None
+
+
+class DocumentUploaded(Data):
+    """A participant's upload of a document's content in the Customer Panel (consumers/panel_acts.py)."""
+
+    document: ItemReference
+    participantId: str = NonEmpty
+    contentType: str = NonEmpty
+    size: int = Field(gt=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    channel: str | None = None
+
+
 DATA_MODELS: dict[str, type[Data]] = {
     "case.created": CaseCreated,
     "case.updated": CaseUpdated,
@@ -335,8 +359,10 @@ DATA_MODELS: dict[str, type[Data]] = {
     "case.offer_updated": OfferPresented,
 }
 
-# Events the repository writes itself (an employee's act on a case, journaled like any other so a case rebuilt
+# Events the repository writes itself (an employee's or a panel participant's act on a case, journaled like any other so a case rebuilt
 # as of a moment shows it). Never accepted from producers: a forged retry request would send a command.
 INTERNAL_DATA_MODELS: dict[str, type[Data]] = {
     "case.incident_retry_requested": IncidentRetryRequested,
+    "case.consent_answered": ConsentAnswered,
+    "case.document_uploaded": DocumentUploaded,
 }

@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from consumers import incident_retry, lifecycle
+from consumers import incident_retry, lifecycle, panel_acts
 from consumers.apply import apply_event, new_case
 from consumers.changes import field_changes
 from consumers.cloudevents import CaseEvent, parse_envelope
@@ -42,7 +42,7 @@ EVENTS_INGESTED = Counter(
 MAX_ATTEMPTS = 10
 RETRY_BACKOFF_SECONDS = 0.002
 # The repository's own events that ask another system to act: the command is staged with the event's write.
-_COMMANDS = {incident_retry.RETRY_REQUESTED: incident_retry.command}
+_COMMANDS = {incident_retry.RETRY_REQUESTED: incident_retry.command, **panel_acts.COMMANDS}
 
 
 class IngestStatus(str, Enum):
@@ -211,7 +211,8 @@ class EventPipeline:
                 batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
             if state is not None and (reason := lifecycle.refusal(state, event)
-                                      or incident_retry.refusal(state, event)) is not None:
+                                      or incident_retry.refusal(state, event)
+                                      or panel_acts.refusal(state, event)) is not None:
                 batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
             if state is None:

@@ -15,12 +15,15 @@ from edge.authentication import authentication
 from edge.http_guards import GRAPHQL_PATH, graphql_view_options, http_guards
 from edge.keys import DATABASE, KAFKA, SERVICES
 from edge.dev import add_dev_routes
+from edge.documents import add_document_routes
 from edge.ops import add_ops_routes, measure
+from edge.uploads import upload_body_limit
 from edge.view import CaseRepositoryView
 from settings import Settings
 from stores.database import Database
 
 MAX_BODY_BYTES = 1024 * 1024
+UPLOAD_FORM_BYTES = 64 * 1024
 View = TypeVar("View", bound=CaseRepositoryView)
 
 
@@ -31,8 +34,13 @@ def serving_middlewares() -> list[Middleware]:
 
 
 def security_middlewares(settings: Settings, services: Services) -> list[Middleware]:
-    """The HTTP guards, then authentication: a request refused by a guard never reaches the token verifier."""
-    return [*http_guards(settings), authentication(services.verifier, services.audit)]
+    """The HTTP guards, the upload body limit, then authentication: a request refused by a guard never reaches the
+    token verifier."""
+    # An upload's body is its file (up to PANEL_UPLOAD_MAX_BYTES, checked by the mutation with a GraphQL error) and
+    # the form around it (operations, map, part headers); JSON bodies keep their own 1 MiB.
+    uploads = settings.panel_upload_max_bytes + UPLOAD_FORM_BYTES
+    return [*http_guards(settings, max_upload_bytes=uploads), upload_body_limit(uploads),
+            authentication(services.verifier, services.audit)]
 
 
 def graphql_view(settings: Settings, schema: BaseSchema, view_class: type[View]) -> View:
@@ -52,4 +60,5 @@ def build_app(services: Services, database: Database, kafka: KafkaClients | None
     app.router.add_route("*", GRAPHQL_PATH, view)
     add_ops_routes(app)
     add_dev_routes(app, services.settings)
+    add_document_routes(app)
     return app

@@ -81,7 +81,7 @@ def http_guards(settings: Settings, *, graphql_path: str = GRAPHQL_PATH, max_jso
 
 def graphql_view_options(settings: Settings) -> dict[str, Any]:
     """GraphQLView arguments that follow the settings: WebSocket origins, and the IDE only with introspection."""
-    return {"allowed_origins": settings.ws_allowed_origins,
+    return {"allowed_origins": settings.ws_allowed_origins, "multipart_uploads_enabled": True,
             "graphql_ide": "graphiql" if settings.introspection_enabled else None}
 
 

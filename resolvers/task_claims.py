@@ -19,6 +19,9 @@ Rules (CONTRACT §5 "Dashboard"), decided by the pure `decide_*` functions below
 * completeTask: by the holder only (anyone else, also on an unheld task: FORBIDDEN). The row's state becomes
   COMPLETION_REQUESTED without a new order stamp, so the engine's `case.task_completed` overrides it when it
   arrives; `task.completion_requested` carries the input to the engine.
+* panelCompleteAction (resolvers/panel_actions.py) completes a participant's own task the same way: the same
+  state, command and history row, with the participant (actor CUSTOMER, channel PANEL) in place of the holder;
+  another participant's task is FORBIDDEN, and a repeat while COMPLETION_REQUESTED returns the task unchanged.
 * Every change needs the task open (`OPEN_STATES`), else CONFLICT; a task outside the caller's row scope, or no
   such task: NOT_FOUND. Only employees claim (a system or panel token: FORBIDDEN).
 
@@ -43,6 +46,7 @@ from consumers.publication import SOURCE, TASK_CHANGED, public_task, record_even
 from consumers.staging import history_effect
 from context import Context
 from errors import BadInput, Conflict, Forbidden, NotFound, Unauthenticated
+from stores.case_scope import CaseScope
 from stores.outbox import COMMANDS, UPDATES, Message
 from stores.task_criteria import matching_groups
 from stores.tasks import OPEN_STATES
@@ -64,6 +68,8 @@ class Decision:
     values: dict[str, Any]
     command: str
     data: dict[str, Any] = field(default_factory=dict)
+    # Who the history row names; None: the calling employee.
+    actor: dict[str, Any] | None = None
 
 
 def is_offered(candidate_groups: Iterable[str], token_groups: Iterable[str]) -> bool:
@@ -128,6 +134,22 @@ def decide_complete(principal: Principal, row: dict[str, Any], channel: str | No
                     data={"actor": {"type": "USER", "id": principal.subject}, "channel": channel, "input": input})
 
 
+def decide_participant_complete(principal: Principal, row: dict[str, Any], input: Any) -> Decision | None:
+    """A panel participant completes their own action (a task with their participantId); anyone else's: FORBIDDEN.
+    A repeat while the engine has not answered returns the task and sends nothing."""
+    if row.get("participantId") != principal.participant_id:
+        raise Forbidden(f"task {row['id']} is not yours to complete")
+    if row.get("state") == COMPLETION_REQUESTED:
+        return None
+    _require_open(row)
+    customer = {"type": "CUSTOMER", "id": principal.participant_id}
+    return Decision(kind="TASK_COMPLETION_REQUESTED",
+                    summary=f"Action completed in the Customer Panel: {row.get('name') or row['id']}",
+                    precondition={"participantId": principal.participant_id, "state": _OPEN},
+                    values={"state": COMPLETION_REQUESTED}, command="task.completion_requested",
+                    data={"actor": customer, "channel": "PANEL", "input": input}, actor={**customer, "name": None})
+
+
 async def claim_task(context: Context, task_id: str) -> dict[str, Any]:
     return await _change_task(context, task_id, decide_claim)
 
@@ -148,6 +170,16 @@ async def complete_task(context: Context, task_id: str, input: Any) -> dict[str,
         context, task_id, lambda principal, row: decide_complete(principal, row, context.channel, input))
 
 
+async def complete_participant_task(context: Context, principal: Principal, task_id: str,
+                                    input: Any) -> dict[str, Any]:
+    """panelCompleteAction: the same row, precondition and command as an employee's completeTask, within the
+    participant's own case (the caller has checked the session and the case)."""
+    assert principal.case_id is not None
+    return await _change_task(context, task_id, lambda who, row: decide_participant_complete(who, row, input),
+                              principal=principal, scope=CaseScope(include_restricted=True,
+                                                                   case_ids=frozenset({principal.case_id})))
+
+
 def _employee(context: Context) -> Principal:
     principal = context.principal
     if principal is None:
@@ -158,13 +190,16 @@ def _employee(context: Context) -> Principal:
 
 
 async def _change_task(context: Context, task_id: str,
-                       decide: Callable[[Principal, dict[str, Any]], Decision | None]) -> dict[str, Any]:
+                       decide: Callable[[Principal, dict[str, Any]], Decision | None], *,
+                       principal: Principal | None = None, scope: CaseScope | None = None) -> dict[str, Any]:
     """Read the row in the caller's scope, decide, and write the decision on its precondition; after a lost race,
-    again on the row as it is now. Returns the row as it stands after the change (or as found, for a no-op)."""
-    principal = _employee(context)
+    again on the row as it is now. Returns the row as it stands after the change (or as found, for a no-op).
+    `principal` and `scope`: a caller already checked elsewhere (a panel participant, in their own case)."""
+    principal = principal or _employee(context)
+    scope = scope or context.scope
     tasks = context.services.tasks
     for _attempt in range(MAX_ATTEMPTS):
-        row = await tasks.visible(task_id, scope=context.scope)
+        row = await tasks.visible(task_id, scope=scope)
         if row is None:
             raise NotFound(f"task {task_id} not found")
         context.audit.case_ids.add(row["caseId"])
@@ -174,7 +209,7 @@ async def _change_task(context: Context, task_id: str,
         if decision is None:
             return row
         written = await tasks.change(row["_id"], decision.precondition, decision.values,
-                                     _staged(context, principal, row, decision), scope=context.scope)
+                                     _staged(context, principal, row, decision), scope=scope)
         if written is not None:
             context.audit.changes.extend(_audit_changes(row, decision.values))
             # The fast path; if this process stops first, the relay loop sends what the row staged.
@@ -191,7 +226,7 @@ def _staged(context: Context, principal: Principal, row: dict[str, Any], decisio
     entry_id, event_id, change_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     entry = {
         "_id": entry_id, "id": entry_id, "caseId": case_id, "kind": decision.kind, "summary": decision.summary,
-        "actor": {"type": "USER", "id": principal.subject, "name": principal.username},
+        "actor": decision.actor or {"type": "USER", "id": principal.subject, "name": principal.username},
         "channel": context.channel, "at": now, "details": {"taskId": task_id, **decision.values},
     }
     event = {

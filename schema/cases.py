@@ -95,6 +95,11 @@ class Document:
         "The link to the document's content; null where the caller's channel hides document content (call center, "
         "customer channels, no channel)."))
     required: bool
+    content_type: str | None = strawberry.field(default=None, description=(
+        "The type of the content sent in the Customer Panel, as its bytes prove it (PDF, JPEG or PNG)."))
+    size: int | None = strawberry.field(default=None, description="The content's size in bytes.")
+    sha256: str | None = strawberry.field(default=None, description="The content's SHA-256 (hex).")
+    uploaded_at: datetime | None = strawberry.field(default=None, description="When the content was sent.")
 
 
 @strawberry.type
@@ -152,7 +157,8 @@ class Consent:
     kind: str | None
     text: str | None
     required: bool | None
-    state: str
+    state: str = strawberry.field(description="REQUESTED until the participant answers, then GRANTED or DECLINED.")
+    answered_at: datetime | None = strawberry.field(default=None, description="When the participant answered.")
 
 
 @strawberry.type
@@ -186,10 +192,11 @@ def _fields(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, camel(name)) for name in names)
 
 
-_DOCUMENT = _fields("id", "name", "kind", "status", "participant_id", "url", "required")
+_DOCUMENT = _fields("id", "name", "kind", "status", "participant_id", "url", "required", "content_type", "size",
+                    "sha256", "uploaded_at")
 _PROCESS = _fields("engine", "definition_key", "instance_id", "bpmn_url")
 _FORM = _fields("id", "key", "name", "url", "status")
-_CONSENT = _fields("id", "participant_id", "kind", "text", "required", "state")
+_CONSENT = _fields("id", "participant_id", "kind", "text", "required", "state", "answered_at")
 _OFFER = _fields("id", "product_code", "name", "amount", "currency", "rate", "term_months", "valid_until", "status")
 
 

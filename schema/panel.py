@@ -8,7 +8,12 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from strawberry.file_uploads import Upload
+from strawberry.scalars import JSON
+
 from resolvers import my_cases as my_case_rules
+from resolvers import panel_actions as action_rules
+from resolvers import panel_uploads as upload_rules
 from resolvers import panel_case as panel_rules
 from resolvers import panel_live as live_rules
 from resolvers import panel_signin as signin_rules
@@ -125,6 +130,24 @@ class PanelMutations:
     @strawberry.mutation(description="Ends this Customer Panel session: its token is refused from now on.")
     async def panel_logout(self, info: Info) -> bool:
         return await signin_rules.logout(info.context)
+
+    @strawberry.mutation(description="Gives (granted: true) or declines one of my consents; sends consent.recorded.")
+    async def panel_give_consent(self, info: Info, consent_id: strawberry.ID, granted: bool) -> Consent:
+        consent = await action_rules.give_consent(info.context, consent_id, granted)
+        return _items(Consent, [consent], _CONSENT)[0]
+
+    @strawberry.mutation(description="Completes one of my actions with `input`; the action is COMPLETION_REQUESTED "
+                                     "until the bank's process confirms it (task.completion_requested).")
+    async def panel_complete_action(self, info: Info, task_id: strawberry.ID, input: JSON | None = None) -> Task:
+        row = await action_rules.complete_action(info.context, task_id, input)
+        # As panelCase shows an action: who at the bank works on it is not the participant's business.
+        return Task.from_doc({**row, "assignee": None, "candidateGroups": []}, row["caseId"])
+
+    @strawberry.mutation(description="Sends the content of one of my documents (GraphQL multipart request: a PDF, "
+                                     "JPEG or PNG, up to PANEL_UPLOAD_MAX_BYTES); sends document.uploaded.")
+    async def panel_upload_document(self, info: Info, document_id: strawberry.ID, file: Upload) -> Document:
+        document = await upload_rules.upload_document(info.context, document_id, file)
+        return _items(Document, [{**document, "url": None}], _DOCUMENT)[0]
 
     @strawberry.mutation(description="Invites a participant to the Customer Panel by SMS (panel-invitation).")
     async def issue_panel_access(self, info: Info, case_id: strawberry.ID, participant_id: strawberry.ID) -> bool:

@@ -129,19 +129,27 @@ class FieldCipher:
         """{"kid", "n": 12-byte random nonce, "c": ciphertext + tag}, bound to `aad`."""
         if not isinstance(plaintext, str):
             raise TypeError(f"{aad}: only text can be sealed, got {type(plaintext).__name__}")
+        return self.seal_bytes(plaintext.encode(), aad=aad)
+
+    def seal_bytes(self, plaintext: bytes, *, aad: str) -> dict[str, Any]:
+        """The same sealed shape for binary content (a chunk of an uploaded document)."""
         kid = self._keyring.active_kid
         nonce = os.urandom(NONCE_BYTES)
-        return {"kid": kid, "n": nonce, "c": self._aeads[kid].encrypt(nonce, plaintext.encode(), aad.encode())}
+        return {"kid": kid, "n": nonce, "c": self._aeads[kid].encrypt(nonce, bytes(plaintext), aad.encode())}
 
     def open(self, sealed: dict[str, Any], *, aad: str) -> str:
         """The plaintext of `sealed`; SealedValueError when it was altered, moved, or its key is unknown."""
+        return self.open_bytes(sealed, aad=aad).decode()
+
+    def open_bytes(self, sealed: dict[str, Any], *, aad: str) -> bytes:
+        """The binary plaintext of `sealed`; SealedValueError as `open`."""
         if not is_sealed(sealed):
             raise SealedValueError(f"{aad}: not a sealed value")
         aead = self._aeads.get(sealed["kid"])
         if aead is None:
             raise SealedValueError(f"{aad}: sealed with unknown key id {sealed['kid']!r}")
         try:
-            return aead.decrypt(sealed["n"], sealed["c"], aad.encode()).decode()
+            return aead.decrypt(sealed["n"], sealed["c"], aad.encode())
         except (InvalidTag, ValueError) as error:  # ValueError: a nonce cut to a length AES-GCM refuses
             raise SealedValueError(f"{aad}: sealed value does not authenticate (altered or moved)") from error
 

@@ -300,6 +300,11 @@ SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
                             '{ token } }', {}),
     "Mutation.panelLogout": ("mutation { panelLogout }", {}),
     "Query.panelCase": ("{ panelCase { caseId title } }", {}),
+    "Mutation.panelGiveConsent": ('mutation { panelGiveConsent(consentId: "C-1", granted: true) { state } }', {}),
+    "Mutation.panelCompleteAction": ('mutation { panelCompleteAction(taskId: "T-1") { state } }', {}),
+    # Over JSON the file is a plain value: refused before any resolver looks at it.
+    "Mutation.panelUploadDocument": ('mutation ($f: Upload!) { panelUploadDocument(documentId: "D-1", file: $f) '
+                                     '{ status } }', {"f": "not-a-file"}),
     "Mutation.issuePanelAccess": ('mutation { issuePanelAccess(caseId: "CASE-1", participantId: "P-1") }', {}),
     "Query.myCases": ("{ myCases { totalCount edges { node { caseId title } } } }", {}),
     "Query.myCase": ('{ myCase(id: "CASE-1") { caseId title } }', {}),
