@@ -17,6 +17,7 @@ from edge.keys import DATABASE, KAFKA, SERVICES
 from edge.dev import add_dev_routes
 from edge.documents import add_document_routes
 from edge.ops import add_ops_routes, measure
+from edge.panel_page import add_panel_routes
 from edge.uploads import upload_body_limit
 from edge.view import CaseRepositoryView
 from settings import Settings
@@ -61,4 +62,5 @@ def build_app(services: Services, database: Database, kafka: KafkaClients | None
     add_ops_routes(app)
     add_dev_routes(app, services.settings)
     add_document_routes(app)
+    add_panel_routes(app)
     return app
