@@ -1,4 +1,4 @@
-"""GET /panel: the reference Customer Panel page, plain HTML/CSS/JS from edge/static/panel/, served by this process.
+"""GET /panel: the reference Customer Panel page, plain HTML, CSS and JavaScript modules from edge/static/panel/, served by this process.
 
 No build step and no CDN: the files are read once when the app is built and served from memory. The page's
 Content-Security-Policy allows scripts, styles and requests to this origin only (no inline script or style, no
@@ -15,7 +15,8 @@ PANEL_PATH = "/panel"
 STATIC = Path(__file__).resolve().parent / "static" / "panel"
 # The page and its assets by URL name; anything else under /panel/ is 404 (no directory walking).
 PAGE = "index.html"
-FILES = {PAGE: "text/html", "panel.css": "text/css", "panel.js": "text/javascript", "favicon.svg": "image/svg+xml"}
+FILES = {PAGE: "text/html", "panel.css": "text/css", "panel.js": "text/javascript", "api.js": "text/javascript",
+         "case-view.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'", "connect-src 'self'",
     # form-action 'none': before the script runs, Enter in a field would submit the form by GET, putting the
@@ -38,7 +39,7 @@ def _responder(body: bytes, content_type: str) -> Callable[[web.Request], Awaita
 
 
 def add_panel_routes(app: web.Application) -> None:
-    """Routes GET /panel (the page) and its assets: /panel/panel.css, /panel/panel.js, /panel/favicon.svg."""
+    """Routes GET /panel (the page) and its assets (/panel/panel.css, /panel/panel.js, ...)."""
     files = {name: (STATIC / name).read_bytes() for name in FILES}
     for name, content_type in FILES.items():
         path = PANEL_PATH if name == PAGE else f"{PANEL_PATH}/{name}"
