@@ -1,7 +1,14 @@
-"""Shared fixtures: an app on the in-memory store, a GraphQL client over real HTTP, the services."""
+"""Shared fixtures: an app on the store of the lane, a GraphQL client over real HTTP, the services.
+
+Two store lanes run the same tests (`make test` runs both): `memory` (mongomock in the test's process, the default)
+and `wire` (`--store=wire` or STORE_LANE=wire: one MongoDB-wire server process for the session, tests/wire_store.py,
+and a fresh database per test). Tests that only make sense on one lane say so with a marker (pyproject.toml).
+"""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +21,62 @@ from stores.database import Database, connect
 from tests.factories import bearer
 from tests.identity_provider import serving_jwks
 from tests.live import BusWatch
+from tests.wire_store import WireStore, wire_server_binary
+
+LANES = ("memory", "wire")
+# The wire lane's subset (`make test` runs it with `-m wire_lane`): the tests of what mongomock hides or fakes —
+# writes and their guards, unique keys, ingest and the outbox, claims, notes, terms, appointments, encryption at
+# rest, row scopes in store queries, round trips, the audit chain and index use. The whole suite passes on the wire
+# server too (`--store=wire` without `-m`), but takes about 15 minutes on 2 cores, most of it tests of the API edge
+# (tokens, field policy, limits, SDL) that never depend on the store.
+WIRE_LANE_MODULES = frozenset({
+    "test_appointments", "test_audit_store", "test_calendar", "test_case_lifecycle", "test_customer_360",
+    "test_customer_coapplicant", "test_dead_letters", "test_incident_retry", "test_indexes_used",
+    "test_ingest_concurrency", "test_ingest_idempotency", "test_ingest_ordering", "test_ingest_parking",
+    "test_ingest_poison_events", "test_negotiated_terms", "test_notes", "test_outbox", "test_publication",
+    "test_queries_cases", "test_round_trips", "test_security_at_rest", "test_security_audit", "test_security_idor",
+    "test_storage_migration", "test_task_claim_mutations", "test_task_claims", "test_tasks_list",
+})
+_DATABASE_NUMBERS = itertools.count(1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--store", choices=LANES, default=os.environ.get("STORE_LANE") or "memory",
+                     help="the store lane: memory (mongomock, in process) or wire (a MongoDB-wire server process)")
+
+
+def store_lane(config: pytest.Config) -> str:
+    return config.getoption("--store")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"store lane: {store_lane(config)}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    lane = store_lane(config)
+    for item in items:
+        if item.path.stem in WIRE_LANE_MODULES:
+            item.add_marker(pytest.mark.wire_lane)
+        for marker in item.iter_markers():
+            if marker.name == "mongomock_only" and lane != "memory":
+                item.add_marker(pytest.mark.skip(reason=f"mongomock only: {marker.kwargs.get('reason', '')}"))
+            if marker.name == "wire_only" and lane != "wire":
+                item.add_marker(pytest.mark.skip(reason=f"wire lane only: {marker.kwargs.get('reason', '')}"))
+
+
+@pytest.fixture(scope="session")
+def wire_server(request: pytest.FixtureRequest) -> Iterator[WireStore | None]:
+    """The session's MongoDB-wire server on the wire lane (None on the memory lane)."""
+    if store_lane(request.config) != "wire":
+        yield None
+        return
+    server = WireStore(wire_server_binary())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -24,8 +87,34 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def database() -> Database:
-    return connect(None, "case_repository_test")
+def database_name() -> str:
+    """This test's own database name (the wire server holds one database per test)."""
+    return f"case_repository_test_{next(_DATABASE_NUMBERS)}"
+
+
+@pytest.fixture
+def database(wire_server: WireStore | None, database_name: str) -> Iterator[Database]:
+    """A fresh, empty database for this test: a new mongomock client, or a new database on the wire server (its
+    motor client binds to this test's event loop at first use; the database is dropped afterwards)."""
+    if wire_server is None:
+        yield connect(None, database_name)
+        return
+    database = connect(wire_server.uri, database_name)
+    try:
+        yield database
+    finally:
+        database.close()
+        with wire_server.client() as admin:
+            admin.drop_database(database_name)
+
+
+@pytest.fixture
+def reconnect(database: Database, database_name: str, wire_server: WireStore | None) -> Callable[[], Database]:
+    """A second connection to this test's database, as another process (an operator's tool) opens, usable on
+    another event loop; on the memory lane the in-process store itself, which has no connection to open."""
+    if wire_server is None:
+        return lambda: database
+    return lambda: connect(wire_server.uri, database_name)
 
 
 @pytest.fixture

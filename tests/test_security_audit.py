@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -227,7 +228,8 @@ async def test_an_untouched_trail_verifies(client: TestClient, services: Service
 
 @pytest.mark.parametrize(("tamper", "broken", "reason"), TAMPERING)
 async def test_tampering_with_the_raw_audit_collection_is_detected_at_that_record(
-    client: TestClient, services: Services, database: Database, tamper: Any, broken: int, reason: str,
+    client: TestClient, services: Services, database: Database, reconnect: Callable[[], Database], tamper: Any,
+    broken: int, reason: str,
 ) -> None:
     await some_history(client, services)
 
@@ -235,9 +237,15 @@ async def test_tampering_with_the_raw_audit_collection_is_detected_at_that_recor
 
     report = await services.audit.verify()
     assert (report.ok, report.first_broken, report.reason) == (False, broken, reason)
-    # The operator's tool (`python audit_verify.py`) reads the same store and says "broken" (exit code 1).
+    # The operator's tool (`python audit_verify.py`) reads the same store and says "broken" (exit code 1). It runs
+    # its own event loop, so it gets its own connection: a motor client is bound to the loop that first used it.
     out = io.StringIO()
-    code = await asyncio.to_thread(audit_verify.main, {}, database, out)
+    operator_view = reconnect()
+    try:
+        code = await asyncio.to_thread(audit_verify.main, {}, operator_view, out)
+    finally:
+        if operator_view is not database:
+            operator_view.close()
     assert code == audit_verify.EXIT_BROKEN
     assert orjson.loads(out.getvalue()) | {"checked": None} == {
         "ok": False, "checked": None, "first_broken": broken, "reason": reason,
