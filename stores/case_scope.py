@@ -62,9 +62,9 @@ def within_scope(query: dict[str, Any], scope: CaseScope, *, id_field: str = "_i
     visible = scope_filter(scope, id_field)
     if not visible:
         return query
-    if not query:
-        return visible
-    return combined([query, *(visible["$and"] if list(visible) == ["$and"] else [visible])])
+    # An empty query (a list with no filter) is no exception: its scope clauses are merged too.
+    return combined([clause for clause in (query, *(visible["$and"] if list(visible) == ["$and"] else [visible]))
+                     if clause])
 
 
 def combined(clauses: list[dict[str, Any]]) -> dict[str, Any]:
