@@ -31,6 +31,10 @@ INDEXES = [
     IndexModel([("caseType", ASCENDING), ("updatedAt", DESCENDING)], name="type_updated"),
     IndexModel([("updatedAt", DESCENDING), ("_id", DESCENDING)], name="updated"),
     IndexModel([("createdAt", DESCENDING), ("_id", DESCENDING)], name="created"),
+    # The STATUS and CASE_TYPE orders of an unfiltered list (sorted on the field, then _id): without these the
+    # first page sorted the whole collection.
+    IndexModel([("status", DESCENDING), ("_id", DESCENDING)], name="status_with_id"),
+    IndexModel([("caseType", DESCENDING), ("_id", DESCENDING)], name="type_with_id"),
     IndexModel([("hasOpenIncident", ASCENDING), ("updatedAt", DESCENDING)], name="open_incident"),
     IndexModel([("isOpen", ASCENDING), ("updatedAt", DESCENDING)], name="open_updated"),
     IndexModel([("customer.peselIndex", ASCENDING)], name="customer_pesel_index"),
