@@ -120,7 +120,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
             await kafka.start(services.pipeline, services.dead_letters, services.bus)
         # Its first pass runs at once: what a stopped instance left unsent goes out now, not a period later.
         await services.relay.start()
-        if settings.demo_data:
+        # Only into an empty store: a persistent local store (`make run STORE=local`) keeps what the demo changed.
+        if settings.demo_data and await services.cases.is_empty():
             count = await load_demo_cases(services.pipeline)
             log.info("demo cases loaded through the event pipeline", extra={"events": count})
         yield

@@ -77,6 +77,10 @@ class CaseStore:
     async def ensure_indexes(self) -> None:
         await self._cases.create_indexes(INDEXES)
 
+    async def is_empty(self) -> bool:
+        """Whether no case is stored at all (demo data goes only into an empty store)."""
+        return await self._cases.find_one({}, {"_id": 1}) is None
+
     async def _read(self, query: dict[str, Any], *, sort: list[tuple[str, int]] | None = None,
                     limit: int | None = None, projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
         pipeline: list[dict[str, Any]] = [{"$match": query}]
