@@ -58,7 +58,7 @@ test: $(STAMP) $(WIRE_STAMP) browser-tools
 	$(BIN)/python -m pytest -q --store=wire -m wire_lane --ignore=tests/kafka; wire=$$?; \
 	echo "store lanes: memory exit $$memory, wire exit $$wire"; test $$memory -eq 0 && test $$wire -eq 0
 
-# The whole non-Kafka suite on the wire server (about 15 minutes on 2 cores).
+# The whole non-Kafka suite on the wire server (about 11 minutes on 2 cores).
 test-wire-all: $(STAMP) $(WIRE_STAMP)
 	$(BIN)/python -m pytest -q --store=wire --ignore=tests/kafka
 

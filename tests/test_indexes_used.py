@@ -113,7 +113,8 @@ async def seeded(services: Services, database: Database) -> None:
     await seed(services, database, tasks=TASKS, cases=CASES)
     history = [{"_id": f"EVT-{n}", "id": f"EVT-{n}", "caseId": f"CASE-2026-{n % CASES:06d}", "kind": "ACTION",
                 "actor": {"type": "USER", "id": "jan.kowal"}, "channel": "BRANCH",
-                "at": BASE_TIME + timedelta(minutes=n), "summary": f"Call {n}", "details": {}} for n in range(HISTORY_ROWS)]
+                "at": BASE_TIME + timedelta(minutes=n), "summary": f"Call {n}", "details": {}}
+               for n in range(HISTORY_ROWS)]
     await database.collection("history").insert_many(history)
     head = await database.collection("audit").find_one({}, sort=[("_id", -1)])
     assert head is not None, "the seed's ingest leaves an audit record to copy"
@@ -124,7 +125,8 @@ async def seeded(services: Services, database: Database) -> None:
 
 async def plans(client: TestClient, recorder: Recorder, shell: Any, query: str, variables: dict[str, Any],
                 headers: dict[str, str]) -> list[str]:
-    """Each read the call made, as `collection.operation -> plan` (writes, such as its audit record, are left out)."""
+    """Each read the call made, as `collection.operation -> plan`; the audit chain's head read (newest `_id`, once per
+    instance, before its first audit record) is left out."""
     recorder.reads.clear()
     response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
     body = await response.json()
@@ -137,7 +139,8 @@ CASE_BY_ID = "query($id: ID!) { case(id: $id) { id status } }"
 CASE_LIST = """query($filter: CaseFilter, $orderBy: CaseOrderInput) {
   cases(filter: $filter, orderBy: $orderBy, first: 20) { totalCount edges { node { id } } } }"""
 MY_TASKS = "query { myTasks(first: 20) { totalCount edges { node { id } } } }"
-TASKS_BY_GROUP = """query($filter: TaskFilter) { tasks(filter: $filter, first: 20) { totalCount edges { node { id } } } }"""
+TASKS_BY_GROUP = """query($filter: TaskFilter) {
+  tasks(filter: $filter, first: 20) { totalCount edges { node { id } } } }"""
 CUSTOMER_360 = """query($id: ID!) { customer(id: $id) { id summary { open closed } timeline(first: 10) {
   totalCount edges { node { id } } } } }"""
 BY_PESEL = "query($pesel: String!) { customerByPesel(pesel: $pesel) { id } }"
@@ -188,7 +191,8 @@ INDEXED = {
     "cases by CASE_TYPE": ["cases.aggregate -> IXSCAN:type_with_id", "cases.count_documents -> COLLSCAN"],
     "cases where customerId": ["cases.aggregate -> IXSCAN:customer_updated",
                                "cases.count_documents -> IXSCAN:customer_updated"],
-    "cases where status": ["cases.aggregate -> IXSCAN:status_updated", "cases.count_documents -> IXSCAN:status_updated"],
+    "cases where status": ["cases.aggregate -> IXSCAN:status_updated",
+                           "cases.count_documents -> IXSCAN:status_updated"],
     "cases where caseType": ["cases.aggregate -> IXSCAN:type_updated", "cases.count_documents -> IXSCAN:type_updated"],
     "cases where open": ["cases.aggregate -> IXSCAN:open_updated", "cases.count_documents -> IXSCAN:open_updated"],
     "cases where hasOpenIncident": ["cases.aggregate -> IXSCAN:open_incident",
