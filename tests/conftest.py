@@ -25,15 +25,17 @@ from tests.wire_store import WireStore, wire_server_binary
 
 LANES = ("memory", "wire")
 # The wire lane's subset (`make test` runs it with `-m wire_lane`): the tests of what mongomock hides or fakes —
-# writes and their guards, unique keys, ingest and the outbox, claims, notes, terms, appointments, encryption at
-# rest, row scopes in store queries, round trips, the audit chain and index use. The whole suite passes on the wire
-# server too (`--store=wire` without `-m`), but takes about 11 minutes on 2 cores, most of it tests of the API edge
-# (tokens, field policy, limits, SDL) that never depend on the store.
+# writes and their guards, unique keys, ingest and the outbox, claims, notes, terms, appointments, panel sessions
+# and the customers' own cases, encryption at rest, row scopes in store queries, round trips, the audit chain and
+# index use. The whole non-Kafka suite passes on the wire server too (`--store=wire` without `-m`), but takes
+# about 11 minutes on 2 cores, most of it tests of the API edge (tokens, field policy, limits, SDL) that never
+# depend on the store.
 WIRE_LANE_MODULES = frozenset({
     "test_appointments", "test_audit_store", "test_calendar", "test_case_lifecycle", "test_customer_360",
     "test_customer_coapplicant", "test_dead_letters", "test_demo_data_once", "test_incident_retry", "test_indexes_used",
-    "test_ingest_concurrency", "test_ingest_idempotency", "test_ingest_ordering", "test_ingest_parking",
-    "test_ingest_poison_events", "test_negotiated_terms", "test_notes", "test_outbox", "test_publication",
+    "test_ingest_canonical_codes", "test_ingest_concurrency", "test_ingest_idempotency", "test_ingest_ordering",
+    "test_ingest_parking", "test_ingest_poison_events", "test_my_cases", "test_negotiated_terms", "test_notes",
+    "test_outbox", "test_panel_case", "test_panel_signin", "test_publication",
     "test_queries_cases", "test_round_trips", "test_security_at_rest", "test_security_audit", "test_security_idor",
     "test_storage_migration", "test_task_claim_mutations", "test_task_claims", "test_tasks_list",
 })
