@@ -9,7 +9,7 @@ Bench-only; never served by the product. What is left out, against server.create
 - audit records: the services' audit store discards, so no other path (e.g. a response-cache hit) writes one.
 What stays is built by the same functions create_app and build_schema use, so it cannot drift from them:
 `build_services`, `edge.app.build_app` (app keys, /graphql, ops endpoints), `edge.app.serving_middlewares`
-(the `measure` metrics middleware), `edge.app.graphql_view` (the view class with its response cache and
+(the access log and HTTP metrics), `edge.app.graphql_view` (the view class with its response cache and
 orjson encoding) and `schema.build.assemble_schema` (the schema class, the parser and validation caches, the
 error codes and the executor), given no security middlewares and no guards.
 

@@ -1,4 +1,4 @@
-"""The request id and the access log: one JSON line per request, and the GraphQL operation metrics.
+"""The request id and the access log: one JSON line per request, its HTTP metrics and the GraphQL operation metrics.
 
 `X-Request-Id`: a client's (or gateway's) value is kept when it is 1 to 128 printable ASCII characters without
 spaces, else the server draws one; either way it is sent back on the response, stamped on every log line logged
@@ -23,6 +23,7 @@ from aiohttp import web
 from edge.authentication import CHANNEL, PRINCIPAL
 from edge.keys import OUTCOME, REQUEST_ID
 from edge.operations import count_operation
+from edge.ops import count_request
 from logs import REQUEST_ID as CURRENT_REQUEST_ID
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,6 +61,7 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     finally:
         seconds = time.perf_counter() - started
+        count_request(request, status, seconds)
         outcome = request.get(OUTCOME)
         if outcome is not None and outcome.operation is not None:
             count_operation(outcome.operation, outcome.codes, seconds)

@@ -16,7 +16,7 @@ from edge.http_guards import GRAPHQL_PATH, graphql_view_options, http_guards
 from edge.keys import DATABASE, KAFKA, SERVICES
 from edge.dev import add_dev_routes
 from edge.documents import add_document_routes
-from edge.ops import add_ops_routes, measure
+from edge.ops import add_ops_routes
 from edge.panel_page import add_panel_routes
 from edge.uploads import upload_body_limit
 from edge.view import CaseRepositoryView
@@ -29,9 +29,9 @@ View = TypeVar("View", bound=CaseRepositoryView)
 
 
 def serving_middlewares() -> list[Middleware]:
-    """What every app serving /graphql runs first: the request id and access log, then `measure`, so the refusals
+    """What every app serving /graphql runs first: the request id, access log and HTTP metrics, so the refusals
     below are logged and counted too."""
-    return [access_log, measure]
+    return [access_log]
 
 
 def security_middlewares(settings: Settings, services: Services) -> list[Middleware]:

@@ -1,6 +1,6 @@
 """HTTP hardening in front of the GraphQL view: CSRF, body size, batching, security headers.
 
-`http_guards(settings)` returns aiohttp middlewares; `edge.app.security_middlewares` puts them after `measure`
+`http_guards(settings)` returns aiohttp middlewares; `edge.app.security_middlewares` puts them after the access log
 (`edge.app.serving_middlewares`) so refusals are counted.
 Every refusal happens before Strawberry reads the request, with a GraphQL-shaped JSON body
 `{"errors": [{"message": ..., "extensions": {"code": "BAD_USER_INPUT"}}]}` (edge.refusals, which also picks

@@ -1,6 +1,6 @@
 """HTTP guards in front of /graphql: CSRF, body size, batching, security headers, WebSocket origins.
 
-The app is server.create_app as it is wired (http_guards after `measure`, the view built with
+The app is server.create_app as it is wired (http_guards after the access log, the view built with
 graphql_view_options). A refusal is checked by its status and JSON body, and by the side effect that did
 not happen: the publishCaseEvent it carried, sent with a valid system-publisher token, created no case.
 """
