@@ -16,6 +16,7 @@ from edge.http_guards import GRAPHQL_PATH, graphql_view_options, http_guards
 from edge.keys import DATABASE, KAFKA, SERVICES
 from edge.dev import add_dev_routes
 from edge.documents import add_document_routes
+from edge.graphiql_page import add_graphiql_routes
 from edge.ops import add_ops_routes
 from edge.panel_page import add_panel_routes
 from edge.uploads import upload_body_limit
@@ -63,4 +64,5 @@ def build_app(services: Services, database: Database, kafka: KafkaClients | None
     add_dev_routes(app, services.settings)
     add_document_routes(app)
     add_panel_routes(app)
+    add_graphiql_routes(app, services.settings)
     return app

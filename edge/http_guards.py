@@ -80,7 +80,8 @@ def http_guards(settings: Settings, *, graphql_path: str = GRAPHQL_PATH, max_jso
 
 
 def graphql_view_options(settings: Settings) -> dict[str, Any]:
-    """GraphQLView arguments that follow the settings: WebSocket origins, and the IDE only with introspection."""
+    """GraphQLView arguments that follow the settings: WebSocket origins, and the IDE only with introspection (the
+    page is ours, edge.graphiql_page, rendered by edge.view; off, GET /graphql in a browser is a coded 404)."""
     return {"allowed_origins": settings.ws_allowed_origins, "multipart_uploads_enabled": True,
             "graphql_ide": "graphiql" if settings.introspection_enabled else None}
 

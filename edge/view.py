@@ -18,6 +18,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from auth.tokens import bearer_token_from_payload
 from context import Context
 from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, failed_authentication_entry
+from edge.graphiql_page import GRAPHIQL
 from edge.keys import OUTCOME, SERVICES, Outcome
 from edge.operations import LABELS
 from edge.refusals import GRAPHQL_RESPONSE_JSON, JSON, refusal, response_media_type
@@ -45,6 +46,10 @@ class CaseRepositoryView(GraphQLView):
             if response.content_type == GRAPHQL_RESPONSE_JSON and outcome is not None and outcome.request_error:
                 response.set_status(400)
         return response
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        """Our GraphiQL page (edge.graphiql_page), not Strawberry's: local files, nothing typed in the URL."""
+        return request.app[GRAPHIQL].response()
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:  # type: ignore[override]
         return Context(
