@@ -10,7 +10,7 @@ STORE ?= memory
 LOCAL_DATA := .data
 LOCAL_STORE_PORT ?= 27117
 
-.PHONY: run test test-wire-all bench schema clean browser-tools
+.PHONY: run test test-wire-all bench schema clean browser-tools graphiql-assets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,15 @@ browser-tools: node_modules/.installed
 		apt-get install -y -qq chromium >/dev/null 2>&1; } \
 		|| echo "could not install chromium (apt-get install -y chromium): the /panel browser tests will fail"
 
+# GraphiQL's files (react, graphiql, its explorer plugin) are npm packages too, served by the app from node_modules/.
+# Without npm `make run` still starts, and GET /graphql in a browser says that GraphiQL is not installed.
+graphiql-assets:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed; \
+	else echo "npm not found: GraphiQL is not installed (install Node 20, then make run again); POST /graphql works"; fi
+
 ifeq ($(STORE),local)
 # The dev secret is generated once per data directory: dev tokens are refused on a real store with the public default.
-run: $(STAMP) $(WIRE_STAMP)
+run: $(STAMP) $(WIRE_STAMP) graphiql-assets
 	mkdir -p $(LOCAL_DATA)/store && : > $(LOCAL_DATA)/secantusd.toml
 	test -s $(LOCAL_DATA)/dev-secret || $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $(LOCAL_DATA)/dev-secret
 	$(WIRE_VENV)/bin/secantusd-py --config $(LOCAL_DATA)/secantusd.toml --host 127.0.0.1 --port $(LOCAL_STORE_PORT) \
@@ -47,7 +53,7 @@ run: $(STAMP) $(WIRE_STAMP)
 	MONGODB_URI='mongodb://127.0.0.1:$(LOCAL_STORE_PORT)/?journal=true' DEMO_DATA=1 \
 		AUTH_DEV_SECRET=$$(cat $(LOCAL_DATA)/dev-secret) $(BIN)/python server.py
 else
-run: $(STAMP)
+run: $(STAMP) graphiql-assets
 	$(BIN)/python server.py
 endif
 

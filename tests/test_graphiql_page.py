@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import PUBLISH_CASE_EVENT
-from tests.panel_browser import ROOT, PanelServer, browser, keep_screenshot, panel_server
+from tests.panel_browser import ROOT, PanelServer, browser, keep_screenshot, panel_server, required_file
 
 __all__ = ["browser", "panel_server"]  # fixtures, imported so that pytest finds them here
 
@@ -67,6 +67,7 @@ class Analyst:
             route.abort()
 
     def open(self) -> None:
+        required_file(ROOT / "node_modules" / "graphiql" / "graphiql.min.js", "GraphiQL's npm packages (npm ci)")
         response = self.page.goto(self.server.base + "/graphql")
         assert (response.status, response.headers["content-security-policy"]) == (200, CSP)
         expect(self.page.locator(".graphiql-query-editor .CodeMirror")).to_be_visible()
