@@ -110,7 +110,7 @@ def sha384(body: bytes) -> str:
 
 # Read once per process: tests build many apps, and the files do not change under a running server.
 @functools.cache
-def load_page(node_modules: Path = NODE_MODULES, operations: Path = OPERATIONS) -> GraphiqlPage:
+def load_page(node_modules: Path, operations: Path = OPERATIONS) -> GraphiqlPage:
     """Read, hash and render everything once; a missing package gives the page that names it."""
     missing = [f"{a.package}/{a.file}" for a in ASSETS if not (node_modules / a.package / a.file).is_file()]
     if missing:
@@ -129,8 +129,8 @@ def load_page(node_modules: Path = NODE_MODULES, operations: Path = OPERATIONS) 
 
 def example_operations(directory: Path = OPERATIONS) -> list[dict[str, str]]:
     """One GraphiQL tab per file, by file name: its text as the query, its `# Variables:` comment as variables."""
-    return [{"name": path.name, "query": path.read_text(), "variables": documented_variables(path.read_text())}
-            for path in sorted(directory.glob("*.graphql"))]
+    documents = {path.name: path.read_text() for path in sorted(directory.glob("*.graphql"))}
+    return [{"name": name, "query": text, "variables": documented_variables(text)} for name, text in documents.items()]
 
 
 def documented_variables(document: str) -> str:
