@@ -113,7 +113,6 @@ def test_every_file_the_stack_mounts_is_in_the_repository() -> None:
             source = volume.split(":")[0]
             if source.startswith(".") and source not in generated:
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which is missing"
-    assert "supergraph:" in (ROOT / "Makefile").read_text()
 
 
 def test_the_image_runs_as_an_unprivileged_user_with_a_health_check() -> None:
