@@ -48,6 +48,7 @@ from stores.panel_access import PanelStores
 from stores.protection import FieldCipher, KeyRing
 from stores.tasks import TaskStore
 from stores.terms import TermsStore
+from tracing import start_tracing, tracing_middlewares
 
 log = logging.getLogger("case_repository")
 
@@ -97,12 +98,14 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
     if not settings.is_dev:
         check_startup(settings)
     owns_database = database is None
+    tracing = start_tracing(settings)  # before the store and Kafka clients exist, so their calls are traced
     database = database or connect(settings.mongodb_uri, settings.mongodb_database)
     kafka = KafkaClients(settings) if settings.kafka_enabled else None
     services = build_services(settings, database, kafka)
     schema = build_schema(expose_internal_errors=settings.is_dev, introspection=settings.introspection_enabled)
     view = graphql_view(settings, schema, CaseRepositoryView)
-    middlewares = [*serving_middlewares(), *security_middlewares(settings, services)]
+    # Spans start after the access log has drawn the request id, so every span carries it.
+    middlewares = [*serving_middlewares(), *tracing_middlewares(tracing), *security_middlewares(settings, services)]
     app = build_app(services, database, kafka, middlewares=middlewares, view=view)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -130,6 +133,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         if kafka is not None:
             await kafka.stop()
         await services.verifier.close()
+        if tracing is not None:
+            tracing.shutdown()
         if owns_database:  # a database handed in (tests sharing one) is closed by whoever made it
             database.close()
         log.info("case repository stopped")

@@ -44,6 +44,8 @@ class Settings:
     graphql_introspection: bool | None = None
     allow_embedded: bool = False
     ws_allowed_origins: tuple[str, ...] = ()
+    # OpenTelemetry traces are exported only when this is set (tracing.py); the SDK reads the other OTEL_* itself.
+    otel_exporter_otlp_endpoint: str | None = None
     response_cache_seconds: float = 30.0
     # A request body that has not fully arrived by then is refused with 408 (a trickling client holds a task).
     request_body_seconds: float = 60.0
@@ -106,6 +108,7 @@ class Settings:
                 env.get("PANEL_ANSWER_FLOOR_SECONDS", cls.panel_answer_floor_seconds)),
             panel_upload_max_bytes=int(env.get("PANEL_UPLOAD_MAX_BYTES", cls.panel_upload_max_bytes)),
             ws_allowed_origins=tuple(o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()),
+            otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
