@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -167,6 +168,9 @@ async def serve(settings: Settings, sock: socket.socket) -> None:
     """Start the app on `sock`, log "started" once it accepts connections, run until SIGTERM or SIGINT."""
     runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
     await runner.setup()  # the app's lifecycle: indexes, Kafka clients, relay, demo data
+    # What startup built (schema, policy, modules, demo data) lives as long as the process: out of the collector's
+    # sight, a full collection walks only what requests make (it took 29-40 % of an executed request's CPU).
+    gc.freeze()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

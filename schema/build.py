@@ -5,7 +5,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType
+from graphql.pyutils import Path
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
@@ -17,6 +18,7 @@ from schema.cases import Case, CaseQueries, Document, Participant
 from schema.customers import Customer, CustomerQueries
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
+from schema.fast_execution import execute_fields_fast, plans_of
 from schema.incidents import IncidentMutations
 from schema.limits import QueryLimits, limit_extensions
 from schema.notes import NoteMutations
@@ -59,13 +61,26 @@ class FreshPerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
+class CaseRepositoryExecutor(FreshPerEventExecutor):
+    """Trivial leaf fields completed in place (schema/fast_execution.py); the rest as graphql-core does it."""
+
+    def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any, path: Path | None,
+                       grouped_field_set: Any, position_context: Any) -> Any:
+        # Strawberry always hands over a manager; one with middlewares (an extension's `resolve`) sees every field.
+        if self.middleware_manager is not None and self.middleware_manager.middlewares:
+            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
+        return execute_fields_fast(self, plans_of(self.schema), parent_type, source_value, path, grouped_field_set,
+                                   position_context)
+
+
 class CaseRepositorySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_errors(errors)
 
 
 def assemble_schema(*, expose_internal_errors: bool = True, describe_schema: bool = True,
-                    guards: Sequence[Any] = ()) -> CaseRepositorySchema:
+                    guards: Sequence[Any] = (),
+                    executor: type[FreshPerEventExecutor] = CaseRepositoryExecutor) -> CaseRepositorySchema:
     """The federated schema over the domains' root fields; `guards` (limits, federation guard, audit) run
     between the parser and validation caches and the error codes."""
     return CaseRepositorySchema(
@@ -75,16 +90,19 @@ def assemble_schema(*, expose_internal_errors: bool = True, describe_schema: boo
             lambda: ParserCacheWithErrors(maxsize=512), lambda: ValidationCache(maxsize=512),
             *guards, error_codes(expose_internal_errors, describe_schema),
         ],
-        execution_context_class=FreshPerEventExecutor,
+        execution_context_class=executor,
     )
 
 
 def build_schema(*, expose_internal_errors: bool = True, introspection: bool = True,
-                 limits: QueryLimits | None = None) -> CaseRepositorySchema:
-    """The served schema: the access policy attached to its fields, and every guard in place."""
+                 limits: QueryLimits | None = None,
+                 executor: type[FreshPerEventExecutor] = CaseRepositoryExecutor) -> CaseRepositorySchema:
+    """The served schema: the access policy attached to its fields, and every guard in place. With
+    `executor=FreshPerEventExecutor` every field takes graphql-core's own path (tests compare the two)."""
     attach_policy(root_types=[Query, Mutation, Subscription],
                   data_types=[Case, Customer, Participant, Document, NegotiatedTerms, NegotiatedTermsVersion])
-    return assemble_schema(expose_internal_errors=expose_internal_errors, describe_schema=introspection, guards=[
+    return assemble_schema(expose_internal_errors=expose_internal_errors, describe_schema=introspection,
+                           executor=executor, guards=[
         *limit_extensions(limits or QueryLimits(), introspection=introspection),
         # Audit wraps the error codes, so the record sees the final code of every error.
         federation_guard(introspection), AuditOperation,
