@@ -40,16 +40,29 @@ async def record_operation(context: Context, *, action: str, operation: str | No
     return True
 
 
+AUDIT_CURSOR = "audit"
+
+
 async def audit_trail(
     context: Context, *, case_id: str | None, customer_id: str | None, actor: str | None,
     first: int | None, after: str | None,
 ) -> Page[dict[str, Any]]:
     size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
-    last_id = decode_cursor(after)[0] if after else None
-    if last_id is not None and not isinstance(last_id, int):
-        raise BadInput("after: not a cursor issued by this API")
     page = await context.services.audit.trail(
-        case_id=case_id, customer_id=customer_id, actor=actor, first=size, after=last_id,
+        case_id=case_id, customer_id=customer_id, actor=actor, first=size,
+        after=_position(after) if after else None,
     )
-    return Page(items=page.records, cursors=[encode_cursor(r["_id"], str(r["_id"])) for r in page.records],
+    return Page(items=page.records, cursors=[encode_cursor(r["at"], str(r["_id"]), AUDIT_CURSOR) for r in page.records],
                 has_next=page.has_next)
+
+
+def _position(cursor: str) -> tuple[datetime, str | int]:
+    """(at, _id) of the last record seen: a writer's `_id` is text with a ":", a legacy one a number."""
+    at, record_id = decode_cursor(cursor, AUDIT_CURSOR)
+    if not isinstance(at, datetime):
+        raise BadInput("after: not a cursor issued by this API")
+    if ":" in record_id:
+        return at, record_id
+    if record_id.isdigit():
+        return at, int(record_id)
+    raise BadInput("after: not a cursor issued by this API")

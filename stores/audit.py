@@ -1,29 +1,41 @@
-"""The audit trail: an append-only, hash-chained record of who read, wrote or was refused what.
+"""The audit trail: append-only, hash-chained records of who read, wrote or was refused what; a chain per writer.
 
-Record n has `_id` = n (1, 2, 3 ...), `prev` = the hash of record n-1 ("" for record 1) and `hash` =
-SHA-256 of its canonical form without `hash`. Editing a record breaks its hash; deleting one leaves a gap;
-rewriting a record with a fresh hash breaks the next record's `prev`. The app never updates or deletes
-records; in production the app's MongoDB user should hold only find/insert on this collection.
+Each writer (one AuditStore, i.e. one server process) draws a fresh id at startup and appends to a chain of its
+own: record n of writer W has `_id` = "W:<n, 12 digits>", `writer` = W, `seq` = n (1, 2, 3 ...), `prev` = the
+hash of W's record n-1 ("" for n = 1) and `hash` = SHA-256 of its canonical form without `hash`. Editing a
+record breaks its hash; deleting one leaves a gap in its chain; rewriting one with a fresh hash breaks the next
+record's `prev`. Cutting off a chain's newest records leaves no gap: anchor each chain's head (the
+audit_verify.py output, a log) outside the database and verify against it to detect that. The app never updates
+or deletes records; in production the app's MongoDB user should hold only find/insert on this collection.
 
-Without transactions, the sequence number is the lock: a writer inserts `_id` = head + 1, and a
-DuplicateKeyError means another writer (another instance) took that number first, so it re-reads the head
-and tries again. Truncating the newest records leaves no gap: anchor `VerifyReport.head_hash` outside
-the database (the audit_verify.py output, a log) to detect that.
+Instances never wait for each other: no shared sequence, no lock across processes. Within one process, appends
+are group-committed: every record that arrives while this writer's previous write is in flight, or during the
+event-loop turns in which a burst of callers enqueue (a fan-out's pushes, a cache hit, concurrent requests),
+goes into one `insert_many`; each caller still gets its record only once that write is acknowledged, and a failed
+write fails every caller in it.
+
+Records written before chains were per writer (`_id` = 1, 2, 3 ... with no `writer`) are the legacy chain:
+still verified, never appended to. Numbers sort before strings in MongoDB, so one walk of the `_id` index
+meets the legacy chain first and then each writer's chain in order.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
+import os
+import re
+import secrets
+import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from pymongo import ASCENDING, DESCENDING, IndexModel
 from prometheus_client import Histogram
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from errors import StoreUnavailable
 from logs import REQUEST_ID
@@ -31,37 +43,80 @@ from stores.database import Database
 
 COLLECTION = "audit"
 REQUIRED = ("at", "actor", "action", "outcome")
-CHAIN_FIELDS = ("_id", "prev", "hash")
+CHAIN_FIELDS = ("_id", "writer", "seq", "prev", "hash")
 
 # Actions in the bank's words; the field is free text so a new kind of event needs no migration.
 READ, WRITE, PUBLISH = "READ", "WRITE", "PUBLISH"
 AUTHENTICATION_FAILED, FORBIDDEN = "AUTHENTICATION_FAILED", "FORBIDDEN"
 
-# Every served request waits for its record, so this is latency every caller pays (lock wait and retries included).
+# The name verify reports give the chain of records from before chains were per writer; "(" is not allowed in
+# a writer id, so no writer can be mistaken for it.
+LEGACY = "(legacy)"
+# Letters, digits, ".", "_", "-": no ":" (it ends the writer in an _id) and nothing that sorts between ":" and ";".
+_WRITER = re.compile(r"[A-Za-z0-9._-]{1,120}")
+_SEQ_DIGITS = 12  # zero-padded, so an _id's text order is its chain order
+# One write per batch; bounded so a burst cannot build a write beyond the server's message size.
+MAX_BATCH = 500
+# Turns of the event loop a batch waits for more records while callers keep arriving (no timer, so an idle
+# server commits at once): a fan-out's pushes and concurrent requests land within a few turns of each other.
+SETTLE_TURNS = 4
+
+# Every served request waits for its record, so this is latency every caller pays (batch wait included).
 APPEND_SECONDS = Histogram("case_repository_audit_append_seconds", "Time to append one audit record",
                            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-
-# Two writers rarely collide more than a few times in a row; beyond this the store is in trouble.
-MAX_APPEND_ATTEMPTS = 25
+BATCH_RECORDS = Histogram("case_repository_audit_batch_records", "Audit records written in one store write",
+                          buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
 
 INDEXES = [
-    IndexModel([("caseIds", ASCENDING), ("_id", DESCENDING)], name="case_newest"),
-    IndexModel([("customerIds", ASCENDING), ("_id", DESCENDING)], name="customer_newest"),
-    IndexModel([("actor", ASCENDING), ("_id", DESCENDING)], name="actor_newest"),
-    IndexModel([("at", ASCENDING)], name="at"),
+    IndexModel([("caseIds", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="case_newest"),
+    IndexModel([("customerIds", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="customer_newest"),
+    IndexModel([("actor", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="actor_newest"),
+    IndexModel([("at", ASCENDING), ("_id", ASCENDING)], name="at"),
     IndexModel([("writes", ASCENDING)], name="writes", sparse=True),
 ]
+
+
+def new_writer_id() -> str:
+    """Host, process and a random part: unique per process start, and readable in a verify report."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:60] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def record_id(writer: str, seq: int) -> str:
+    return f"{writer}:{seq:0{_SEQ_DIGITS}d}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """One chain as verify found it. `first_broken` and `head_seq` are positions in the chain (`seq`; the `_id`
+    in the legacy chain); `head_id`/`head_hash` are the newest record that verified: anchor them elsewhere."""
+
+    writer: str
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    reason: str | None = None
+    head_seq: int = 0
+    head_id: str | int | None = None
+    head_hash: str = ""
 
 
 @dataclass(frozen=True)
 class VerifyReport:
     ok: bool
     checked: int
-    first_broken: int | None = None
-    reason: str | None = None
-    # The newest record that verified: anchor it elsewhere to detect a truncated tail later.
-    head_id: int = 0
-    head_hash: str = ""
+    chains: tuple[ChainReport, ...] = ()
+
+    def chain(self, writer: str) -> ChainReport | None:
+        return next((c for c in self.chains if c.writer == writer), None)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain's head as recorded earlier (e.g. from a previous verify report): the chain must still reach it."""
+
+    seq: int
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -70,20 +125,34 @@ class AuditPage:
     has_next: bool
 
 
-class AuditStore:
-    """Appends audit records to the chain and reads them back; one instance per app, shared by requests."""
+@dataclass
+class _Waiting:
+    body: dict[str, Any]
+    done: asyncio.Future[dict[str, Any]]
 
-    def __init__(self, db: Database) -> None:
+
+class AuditStore:
+    """Appends audit records to this writer's chain and reads the trail back; one instance per app, shared by
+    requests."""
+
+    def __init__(self, db: Database, *, writer: str | None = None) -> None:
         self._records = db.collection(COLLECTION)
-        self._head: tuple[int, str] | None = None  # (last _id, its hash) as this instance last saw it
-        # One append at a time per instance: coroutines of one process never race each other for a number.
-        self._lock = asyncio.Lock()
+        self.writer = new_writer_id() if writer is None else writer
+        if not _WRITER.fullmatch(self.writer):
+            raise ValueError(f"audit: writer id {self.writer!r} is not letters, digits, '.', '_' or '-'")
+        # (seq, hash) of this chain's newest record; None after a failed write, whose fate only the store knows.
+        self._head: tuple[int, str] | None = (0, "")
+        # The newest record this writer knows is durable: verify checks the chain still reaches it.
+        self._confirmed = Anchor(0, "")
+        self._waiting: list[_Waiting] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
         await self._records.create_indexes(INDEXES)
 
     async def append(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """Store `entry` as the next record of the chain and return it with _id, prev and hash.
+        """Store `entry` as a record of this writer's chain; return it with _id, writer, seq, prev and hash once
+        it is durable. Raises StoreUnavailable when the write it joined failed.
 
         A record written while a request is served carries its `requestId` (the X-Request-Id of the access log
         line), hashed like every other field, so the trail and the logs can be joined and the link cannot be
@@ -93,30 +162,72 @@ class AuditStore:
             entry = {**entry, "requestId": request_id}
         body = _validated(entry)
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(body, loop.create_future())
+        self._waiting.append(waiting)
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit())
         try:
-            return await self._append(body)
+            return await waiting.done
         finally:
             APPEND_SECONDS.observe(time.perf_counter() - started)
 
-    async def _append(self, body: dict[str, Any]) -> dict[str, Any]:
-        async with self._lock:
-            for _attempt in range(MAX_APPEND_ATTEMPTS):
-                if self._head is None:
-                    self._head = await self._read_head()
-                last_id, last_hash = self._head
-                record = {**body, "_id": last_id + 1, "prev": last_hash}
-                record["hash"] = record_hash(record)
-                try:
-                    await self._records.insert_one(record)
-                except DuplicateKeyError:
-                    self._head = None  # another writer took this number: read the real head and retry
-                    continue
-                except BaseException:
-                    self._head = None  # the insert may or may not have landed: trust only the store
-                    raise
-                self._head = (record["_id"], record["hash"])
-                return record
-        raise StoreUnavailable(f"audit: could not append after {MAX_APPEND_ATTEMPTS} attempts (contention)")
+    async def _commit(self) -> None:
+        """Write what is waiting, batch after batch, until nothing is; one write in flight per writer."""
+        while self._waiting:
+            for _turn in range(SETTLE_TURNS):
+                arrived = len(self._waiting)
+                await asyncio.sleep(0)
+                if len(self._waiting) == arrived or arrived >= MAX_BATCH:
+                    break
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                records = await self._write([w.body for w in batch])
+            except Exception as error:  # noqa: BLE001 - whatever it was, none of these records is known durable
+                for waiting in batch:
+                    if not waiting.done.done():
+                        failure = StoreUnavailable(f"audit: the write of {len(batch)} record(s) failed: "
+                                                   f"{type(error).__name__}: {error}")
+                        failure.__cause__ = error
+                        waiting.done.set_exception(failure)
+                continue
+            except BaseException:
+                for waiting in batch + self._waiting:
+                    waiting.done.cancel()
+                self._waiting = []
+                raise
+            for waiting, record in zip(batch, records):
+                if not waiting.done.done():  # a caller that went away (cancelled) still has its record
+                    waiting.done.set_result(record)
+
+    async def _write(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self._head is None:
+            self._head = await self._read_head()
+        seq, prev = self._head
+        records = []
+        for body in bodies:
+            seq += 1
+            record = {**body, "_id": record_id(self.writer, seq), "writer": self.writer, "seq": seq, "prev": prev}
+            record["hash"] = prev = record_hash(record)
+            records.append(record)
+        try:
+            # One record is one insert_one: the same single write, and the round-trip counts stay readable.
+            if len(records) == 1:
+                await self._records.insert_one(records[0])
+            else:
+                await self._records.insert_many(records, ordered=True)
+        except BaseException:
+            self._head = None  # some, all or none may have landed: trust only the store
+            raise
+        BATCH_RECORDS.observe(len(records))
+        self._head = (seq, prev)
+        self._confirmed = Anchor(seq, prev)
+        return records
+
+    async def _read_head(self) -> tuple[int, str]:
+        newest = await self._records.find_one(_chain_range(self.writer), {"seq": 1, "hash": 1},
+                                              sort=[("_id", DESCENDING)])
+        return (0, "") if newest is None else (newest["seq"], newest["hash"])
 
     async def recorded_writes(self, write_ids: list[str]) -> set[str]:
         """Which of these writes (ids of the staged audit effects of case writes) already have their record."""
@@ -125,13 +236,10 @@ class AuditStore:
         found = await self._records.find({"writes": {"$in": write_ids}}, {"writes": 1}).to_list(None)
         return {w for record in found for w in record.get("writes", ()) if w in set(write_ids)}
 
-    async def _read_head(self) -> tuple[int, str]:
-        newest = await self._records.find_one({}, {"hash": 1}, sort=[("_id", DESCENDING)])
-        return (0, "") if newest is None else (newest["_id"], newest["hash"])
-
     async def trail(self, case_id: str | None = None, customer_id: str | None = None, actor: str | None = None,
-                    first: int = 20, after: int | None = None) -> AuditPage:
-        """Records matching every given filter, newest first; `after` is the _id of the last record seen."""
+                    first: int = 20, after: tuple[datetime, str | int] | None = None) -> AuditPage:
+        """Records matching every given filter, newest first (by `at`, then writer and seq, i.e. `_id`);
+        `after` is the (at, _id) of the last record seen."""
         if first < 0:
             raise ValueError("audit trail: first must not be negative")
         query: dict[str, Any] = {}
@@ -142,41 +250,100 @@ class AuditStore:
         if actor is not None:
             query["actor"] = actor
         if after is not None:
-            query["_id"] = {"$lt": after}
-        docs = await self._records.find(query).sort([("_id", DESCENDING)]).limit(first + 1).to_list(None)
+            at, last_id = after
+            older: list[dict[str, Any]] = [{"at": {"$lt": at}}, {"at": at, "_id": {"$lt": last_id}}]
+            if isinstance(last_id, str):
+                # Comparisons stay within a type, and a legacy (number) _id sorts before every writer's.
+                older.append({"at": at, "_id": {"$type": "number"}})
+            query["$or"] = older
+        docs = await self._records.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)]).limit(
+            first + 1).to_list(None)
         return AuditPage(records=docs[:first], has_next=len(docs) > first)
 
-    async def verify(self) -> VerifyReport:
-        """Walk the chain oldest first; report the first record whose number, link or hash is wrong."""
-        # Taken before the walk: a record this instance appends during the walk is not a missing tail.
-        known_head = self._head
-        expected_id, prev_hash, checked = 1, "", 0
+    async def verify(self, anchors: Mapping[str, Anchor] | None = None) -> VerifyReport:
+        """Walk every chain oldest first; report per chain the first record whose position, link or hash is
+        wrong, or the anchored head it no longer reaches. This writer's newest durable record is an anchor."""
+        # Taken before the walk: a record this writer appends during the walk is not a missing tail.
+        expected = dict(anchors or {})
+        if self._confirmed.seq and self._confirmed.seq > expected.get(self.writer, Anchor(0, "")).seq:
+            expected[self.writer] = self._confirmed
+        walks: dict[str, _ChainWalk] = {}
         async for record in self._records.find({}).sort([("_id", ASCENDING)]):
-            checked += 1
-            problem = _chain_problem(record, expected_id, prev_hash)
-            if problem is not None:
-                return VerifyReport(ok=False, checked=checked, first_broken=expected_id, reason=problem,
-                                    head_id=expected_id - 1, head_hash=prev_hash)
-            expected_id, prev_hash = expected_id + 1, record["hash"]
-        head_id = expected_id - 1
-        if known_head is not None and known_head[0] > head_id:
-            # This instance wrote records that are no longer there: the tail was cut off.
-            return VerifyReport(ok=False, checked=checked, first_broken=head_id + 1,
-                                reason=f"records {head_id + 1}..{known_head[0]} are missing (tail removed)",
-                                head_id=head_id, head_hash=prev_hash)
-        return VerifyReport(ok=True, checked=checked, head_id=head_id, head_hash=prev_hash)
+            writer, position = _position(record)
+            walk = walks.get(writer)
+            if walk is None:
+                walk = walks[writer] = _ChainWalk(writer, expected.get(writer))
+            walk.check(record, position)
+        for writer in expected.keys() - walks.keys():
+            walks[writer] = _ChainWalk(writer, expected[writer])
+        chains = tuple(walk.report() for walk in sorted(walks.values(), key=lambda w: (w.writer != LEGACY, w.writer)))
+        return VerifyReport(ok=all(c.ok for c in chains), checked=sum(c.checked for c in chains), chains=chains)
 
 
-def _chain_problem(record: dict[str, Any], expected_id: int, prev_hash: str) -> str | None:
+def _chain_range(writer: str) -> dict[str, Any]:
+    # Every _id of the chain starts with "writer:" and ";" follows ":": one range of the _id index.
+    return {"_id": {"$gte": f"{writer}:", "$lt": f"{writer};"}}
+
+
+def _position(record: dict[str, Any]) -> tuple[str, int | None]:
+    """(chain, seq) that the record's `_id` claims; the `_id` cannot be updated, so it decides the chain."""
     record_id = record.get("_id")
-    if record_id != expected_id:
-        if isinstance(record_id, int) and record_id > expected_id:
-            return f"record {expected_id} is missing (next is {record_id})"
-        return f"record {expected_id} is missing (found _id {record_id!r})"
+    if isinstance(record_id, int) and not isinstance(record_id, bool):
+        return LEGACY, record_id
+    if isinstance(record_id, str):
+        writer, colon, seq = record_id.rpartition(":")
+        if colon and _WRITER.fullmatch(writer) and seq.isdigit() and len(seq) == _SEQ_DIGITS:
+            return writer, int(seq)
+    return f"(foreign {record_id!r})", None
+
+
+@dataclass
+class _ChainWalk:
+    writer: str
+    anchor: Anchor | None
+    checked: int = 0
+    expected: int = 1
+    prev: str = ""
+    head_id: str | int | None = None
+    problem: tuple[int, str] | None = None
+
+    def check(self, record: dict[str, Any], position: int | None) -> None:
+        if self.problem is not None:
+            return  # past the first break nothing links: one finding per chain
+        self.checked += 1
+        problem = (f"record {record.get('_id')!r} is not part of any chain" if position is None
+                   else _chain_problem(record, self.writer, position, self.expected, self.prev))
+        if problem is None and self.anchor is not None and position == self.anchor.seq \
+                and record["hash"] != self.anchor.hash:
+            problem = f"record {position}: hash differs from the anchored head (chain rewritten)"
+        if problem is not None:
+            self.problem = (self.expected, problem)
+            return
+        self.expected, self.prev, self.head_id = self.expected + 1, record["hash"], record["_id"]
+
+    def report(self) -> ChainReport:
+        head = self.expected - 1
+        if self.problem is None and self.anchor is not None and self.anchor.seq > head:
+            self.problem = (head + 1, f"records {head + 1}..{self.anchor.seq} are missing (tail removed)")
+        if self.problem is not None:
+            first_broken, reason = self.problem
+            return ChainReport(writer=self.writer, ok=False, checked=self.checked, first_broken=first_broken,
+                               reason=reason, head_seq=head, head_id=self.head_id, head_hash=self.prev)
+        return ChainReport(writer=self.writer, ok=True, checked=self.checked, head_seq=head, head_id=self.head_id,
+                           head_hash=self.prev)
+
+
+def _chain_problem(record: dict[str, Any], writer: str, position: int, expected: int, prev_hash: str) -> str | None:
+    if position != expected:
+        if position > expected:
+            return f"record {expected} is missing (next is {position})"
+        return f"record {expected} is missing (found {position})"
+    if writer != LEGACY and (record.get("writer"), record.get("seq")) != (writer, position):
+        return f"record {expected}: writer and seq do not match its _id"
     if record.get("prev") != prev_hash:
-        return f"record {expected_id}: prev does not match the hash of record {expected_id - 1}"
+        return f"record {expected}: prev does not match the hash of record {expected - 1}"
     if record.get("hash") != record_hash(record):
-        return f"record {expected_id}: hash does not match its content"
+        return f"record {expected}: hash does not match its content"
     return None
 
 

@@ -4,6 +4,7 @@ that cannot be recorded is not served. Read back through `auditTrail` as an audi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +18,10 @@ from access.policy import FIELD_POLICY, OPERATION_POLICY, ROLES, field_access
 from context import Services
 from stores.audit import record_hash
 from stores.database import Database
-from tests.factories import PUBLISH_CASE_EVENT, bearer, case_created_data, created, envelope, publish_input
-from tests.live import next_frame, signed_in_socket, subscribe
+from tests.factories import (
+    PUBLISH_CASE_EVENT, bearer, case_created_data, created, envelope, publish_input, status_changed,
+)
+from tests.live import BusWatch, next_frame, signed_in_socket, subscribe
 
 AUDITOR = bearer(roles=("auditor",), channel="BACK_OFFICE", username="tomasz.kaminski")
 CALL_CENTER_ROLES = ("call-center", "case-reader")
@@ -184,33 +187,63 @@ async def test_a_refused_publish_is_on_record_as_denied_and_applies_nothing(
     assert await services.cases.get_for_update(["CASE-NEW"]) == {}
 
 
+async def test_one_event_pushed_to_many_subscribers_is_one_audit_write_naming_each_of_them(
+    client: TestClient, services: Services, database: Database, bus_watch: BusWatch,
+) -> None:
+    """Group commit: the pushes of one event are recorded together, a record per recipient, in one store write."""
+    await services.pipeline.ingest([created("CASE-1")])
+    watchers = [bearer(roles=("case-reader",), username=f"watcher.{n}") for n in range(12)]
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(signed_in_socket(client, w)) for w in watchers]
+        for n, ws in enumerate(sockets):
+            await subscribe(ws, f"s{n}", 'subscription { caseUpdated(id: "CASE-1") { id status } }')
+        await bus_watch.until_active(len(sockets))
+        database.round_trips.reset()
+
+        await services.pipeline.ingest([status_changed("CASE-1", "IN_PROGRESS", "ANALYSIS")])
+        frames = [await next_frame(ws) for ws in sockets]
+
+    assert {f["payload"]["data"]["caseUpdated"]["status"] for f in frames} == {"IN_PROGRESS"}
+    writes = {op: n for op, n in database.round_trips.by_operation.items() if op.startswith("audit.insert")}
+    # The ingest's own record (one write), then the twelve pushes' records (one write).
+    assert writes == {"audit.insert_one": 1, "audit.insert_many": 1}
+    pushes = (await services.audit.trail(case_id="CASE-1", first=50)).records
+    assert sorted(r["actorName"] for r in pushes if r["operation"] == "caseUpdated") == sorted(
+        f"watcher.{n}" for n in range(12))
+
+
 # --- tampering -------------------------------------------------------------------------------------------------
 
 async def some_history(client: TestClient, services: Services) -> None:
-    """Records 1..4: the seed's write and three reads."""
+    """Records 1..4 of this instance's chain: the seed's write and three reads."""
     await services.pipeline.ingest([created("CASE-1")])
     for _ in range(3):
         await post(client, CASE_DETAIL, bearer(roles=CALL_CENTER_ROLES))
 
 
-async def hide_the_read(database: Database, rehash: bool) -> None:
+def record_id(services: Services, seq: int) -> str:
+    """The `_id` of record `seq` of this instance's chain, as the store spells it."""
+    return f"{services.audit.writer}:{seq:012d}"
+
+
+async def hide_the_read(services: Services, database: Database, rehash: bool) -> None:
     """An insider removes record 2's trace of CASE-1, optionally recomputing its hash to cover it up."""
     audit = database.collection("audit")
-    record = await audit.find_one({"_id": 2})
+    record = await audit.find_one({"_id": record_id(services, 2)})
     record["caseIds"], record["fields"] = [], []
     if rehash:
         record["hash"] = record_hash(record)
-    await audit.replace_one({"_id": 2}, record)
+    await audit.replace_one({"_id": record["_id"]}, record)
 
 
-async def delete_record(database: Database) -> None:
-    await database.collection("audit").delete_one({"_id": 2})
+async def delete_record(services: Services, database: Database) -> None:
+    await database.collection("audit").delete_one({"_id": record_id(services, 2)})
 
 
 TAMPERING = [
-    pytest.param(lambda db: hide_the_read(db, rehash=False), 2, "record 2: hash does not match its content",
+    pytest.param(lambda s, db: hide_the_read(s, db, rehash=False), 2, "record 2: hash does not match its content",
                  id="edit a record"),
-    pytest.param(lambda db: hide_the_read(db, rehash=True), 3,
+    pytest.param(lambda s, db: hide_the_read(s, db, rehash=True), 3,
                  "record 3: prev does not match the hash of record 2", id="edit and rehash a record"),
     pytest.param(delete_record, 2, "record 2 is missing (next is 3)", id="delete a record"),
 ]
@@ -222,7 +255,8 @@ async def test_an_untouched_trail_verifies(client: TestClient, services: Service
     report = await services.audit.verify()
     result, code = await audit_verify.verify_audit(database)
 
-    assert (report.ok, report.checked, report.first_broken) == (True, 4, None)
+    assert (report.ok, report.checked, [(c.writer, c.ok, c.head_seq) for c in report.chains]) == (
+        True, 4, [(services.audit.writer, True, 4)])
     assert (result["ok"], result["checked"], code) == (True, 4, audit_verify.EXIT_OK)
 
 
@@ -233,10 +267,11 @@ async def test_tampering_with_the_raw_audit_collection_is_detected_at_that_recor
 ) -> None:
     await some_history(client, services)
 
-    await tamper(database)
+    await tamper(services, database)
 
     report = await services.audit.verify()
-    assert (report.ok, report.first_broken, report.reason) == (False, broken, reason)
+    chain = report.chain(services.audit.writer)
+    assert (report.ok, chain.ok, chain.first_broken, chain.reason) == (False, False, broken, reason)
     # The operator's tool (`python audit_verify.py`) reads the same store and says "broken" (exit code 1). It runs
     # its own event loop, so it gets its own connection: a motor client is bound to the loop that first used it.
     out = io.StringIO()
@@ -247,9 +282,9 @@ async def test_tampering_with_the_raw_audit_collection_is_detected_at_that_recor
         if operator_view is not database:
             operator_view.close()
     assert code == audit_verify.EXIT_BROKEN
-    assert orjson.loads(out.getvalue()) | {"checked": None} == {
-        "ok": False, "checked": None, "first_broken": broken, "reason": reason,
-        "head_id": broken - 1, "head_hash": report.head_hash}
+    assert orjson.loads(out.getvalue()) | {"checked": None} == {"ok": False, "checked": None, "chains": [{
+        "writer": services.audit.writer, "ok": False, "checked": broken, "first_broken": broken, "reason": reason,
+        "head_seq": broken - 1, "head_id": record_id(services, broken - 1), "head_hash": chain.head_hash}]}
 
 
 async def test_cutting_off_the_newest_records_is_detected_by_the_instance_that_wrote_them(
@@ -257,10 +292,32 @@ async def test_cutting_off_the_newest_records_is_detected_by_the_instance_that_w
 ) -> None:
     await some_history(client, services)
 
-    await database.collection("audit").delete_many({"_id": {"$gte": 3}})
+    await database.collection("audit").delete_many({"_id": {"$gte": record_id(services, 3)}})
+
+    chain = (await services.audit.verify()).chain(services.audit.writer)
+    assert (chain.ok, chain.first_broken, chain.reason) == (False, 3, "records 3..4 are missing (tail removed)")
+
+
+async def test_two_instances_on_one_store_write_two_chains_that_verify(
+    client: TestClient, services: Services, database: Database,
+) -> None:
+    """A second server process on the same store appends to a chain of its own; neither waits for the other."""
+    from aiohttp.test_utils import TestClient as _Client, TestServer as _Server
+
+    from server import SERVICES, create_app
+    from settings import Settings
+
+    await some_history(client, services)
+    app = create_app(Settings(demo_data=False), database)
+    async with _Client(_Server(app)) as other:
+        await asyncio.gather(*(post(c, CASE_DETAIL, bearer(roles=CALL_CENTER_ROLES)) for c in (client, other) * 3))
+        second = app[SERVICES].audit.writer
 
     report = await services.audit.verify()
-    assert (report.ok, report.first_broken, report.reason) == (False, 3, "records 3..4 are missing (tail removed)")
+    assert (report.ok, report.checked) == (True, 10)
+    assert sorted((c.writer, c.head_seq) for c in report.chains) == sorted(
+        [(services.audit.writer, 7), (second, 3)])
+    assert (await audit_verify.verify_audit(database))[1] == audit_verify.EXIT_OK
 
 
 # --- an audit store that fails -------------------------------------------------------------------------------
