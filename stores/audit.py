@@ -174,12 +174,15 @@ class AuditStore:
 
     async def _commit(self) -> None:
         """Write what is waiting, batch after batch, until nothing is; one write in flight per writer."""
+        # Started one loop turn after the first record: whoever arrived meanwhile is part of a burst, so wait while
+        # it lasts. A lone record (an idle server) is written at once, without an extra turn.
+        seen = 1
         while self._waiting:
             for _turn in range(SETTLE_TURNS):
-                arrived = len(self._waiting)
-                await asyncio.sleep(0)
-                if len(self._waiting) == arrived or arrived >= MAX_BATCH:
+                if len(self._waiting) == seen or len(self._waiting) >= MAX_BATCH:
                     break
+                seen = len(self._waiting)
+                await asyncio.sleep(0)
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 records = await self._write([w.body for w in batch])
@@ -190,6 +193,7 @@ class AuditStore:
                                                    f"{type(error).__name__}: {error}")
                         failure.__cause__ = error
                         waiting.done.set_exception(failure)
+                seen = len(self._waiting)
                 continue
             except BaseException:
                 for waiting in batch + self._waiting:
@@ -199,6 +203,7 @@ class AuditStore:
             for waiting, record in zip(batch, records):
                 if not waiting.done.done():  # a caller that went away (cancelled) still has its record
                     waiting.done.set_result(record)
+            seen = len(self._waiting)  # these came during the write: together they are the next batch
 
     async def _write(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self._head is None:

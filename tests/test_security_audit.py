@@ -212,6 +212,31 @@ async def test_one_event_pushed_to_many_subscribers_is_one_audit_write_naming_ea
         f"watcher.{n}" for n in range(12))
 
 
+PAGE = """query ($after: String) { auditTrail(actor: "anonymous", first: 2, after: $after) {
+  pageInfo { hasNextPage endCursor } edges { node { id reason } } } }"""
+
+
+async def test_an_auditor_pages_through_the_trail_newest_first_and_a_forged_cursor_is_refused(
+    client: TestClient, services: Services,
+) -> None:
+    for n in range(5):
+        await post(client, "{ me { id } }", {"Authorization": "Bearer nonsense", "X-Audit-Reason": f"try {n}"})
+
+    seen, after = [], None
+    while True:
+        page = (await post(client, PAGE, AUDITOR, {"after": after}))["data"]["auditTrail"]
+        seen += [edge["node"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+
+    writer = services.audit.writer
+    assert seen == [{"id": f"{writer}:{n:012d}", "reason": "invalid token: malformed"} for n in (5, 4, 3, 2, 1)]
+    refused = await post(client, PAGE, AUDITOR, {"after": "bm90IGEgY3Vyc29y"})
+    assert [(e["message"], e["extensions"]["code"]) for e in refused["errors"]] == [
+        ("after: not a cursor issued by this API", "BAD_USER_INPUT")]
+
+
 # --- tampering -------------------------------------------------------------------------------------------------
 
 async def some_history(client: TestClient, services: Services) -> None:
