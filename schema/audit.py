@@ -90,7 +90,9 @@ class AuditOperation(SchemaExtension):
     """One append-only record per query or mutation; if it cannot be written, the caller gets no data.
 
     A subscription leaves one record per push (or refusal), written after the push's selection has run, so it
-    names every case and sensitive field that push showed; a push that cannot be recorded is not sent.
+    names every case and sensitive field that push showed; a push that cannot be recorded is not sent. The
+    records of one event's pushes to many subscribers arrive together and go into one store write (the audit
+    store's group commit), each push still waiting for its own record.
     """
 
     async def on_stream_result(self, result: Any) -> AsyncIterator[None]:  # type: ignore[override]

@@ -10,9 +10,10 @@ or deletes records; in production the app's MongoDB user should hold only find/i
 
 Instances never wait for each other: no shared sequence, no lock across processes. Within one process, appends
 are group-committed: every record that arrives while this writer's previous write is in flight, or during the
-event-loop turns in which a burst of callers enqueue (a fan-out's pushes, a cache hit, concurrent requests),
-goes into one `insert_many`; each caller still gets its record only once that write is acknowledged, and a failed
-write fails every caller in it.
+event-loop turns in which a burst of callers enqueue (a fan-out's pushes, cache hits, concurrent requests), goes
+into one `insert_many` (a batch of one is an `insert_one`); each caller gets its record only once that write is
+acknowledged, and a failed write fails every caller in it with StoreUnavailable. After a failed write the next
+one re-reads the chain's head from the store, since some of the batch may have landed.
 
 Records written before chains were per writer (`_id` = 1, 2, 3 ... with no `writer`) are the legacy chain:
 still verified, never appended to. Numbers sort before strings in MongoDB, so one walk of the `_id` index
@@ -145,7 +146,8 @@ class AuditStore:
         # The newest record this writer knows is durable: verify checks the chain still reaches it.
         self._confirmed = Anchor(0, "")
         self._waiting: list[_Waiting] = []
-        self._committer: asyncio.Task[None] | None = None
+        # The task writing now (a caller leading, or the committer after it); None or done: nobody is.
+        self._writing: asyncio.Task[Any] | None = None
 
     async def ensure_indexes(self) -> None:
         await self._records.create_indexes(INDEXES)
@@ -165,19 +167,39 @@ class AuditStore:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(body, loop.create_future())
         self._waiting.append(waiting)
-        if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit())
         try:
+            if self._writing is None or self._writing.done():
+                await self._lead(waiting)
             return await waiting.done
         finally:
             APPEND_SECONDS.observe(time.perf_counter() - started)
 
-    async def _commit(self) -> None:
-        """Write what is waiting, batch after batch, until nothing is; one write in flight per writer."""
-        # Started one loop turn after the first record: whoever arrived meanwhile is part of a burst, so wait while
-        # it lasts. A lone record (an idle server) is written at once, without an extra turn.
-        seen = 1
-        while self._waiting:
+    async def _lead(self, mine: _Waiting) -> None:
+        """Nobody is writing: this caller writes, batch after batch, until its own record is durable; records still
+        waiting then go to a committer task, so no caller writes for others for longer than for itself. An idle
+        server thus pays one loop turn per record, no task and no wake-up."""
+        self._writing = asyncio.current_task()
+        try:
+            await asyncio.sleep(0)  # the rest of this loop turn's callers join the batch
+            await self._commit(until=mine, seen=1)
+        finally:
+            # Also when this caller was cancelled: the others' records are not its to drop.
+            self._writing = asyncio.get_running_loop().create_task(self._commit_rest()) if self._waiting else None
+
+    async def _commit_rest(self) -> None:
+        try:
+            await self._commit(until=None, seen=len(self._waiting))
+        except BaseException:
+            for waiting in self._waiting:  # the loop is going away: nobody is left to write them
+                waiting.done.cancel()
+            self._waiting = []
+            raise
+
+    async def _commit(self, until: _Waiting | None, seen: int) -> None:
+        """Write what is waiting, batch after batch, until `until` is written (None: until nothing waits); one
+        write in flight per writer. `seen`: how many waited at the last look. While more keep arriving (a burst:
+        a fan-out's pushes, concurrent requests), wait a few more loop turns for them."""
+        while self._waiting and not (until is not None and until.done.done()):
             for _turn in range(SETTLE_TURNS):
                 if len(self._waiting) == seen or len(self._waiting) >= MAX_BATCH:
                     break
@@ -186,20 +208,20 @@ class AuditStore:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 records = await self._write([w.body for w in batch])
-            except Exception as error:  # noqa: BLE001 - whatever it was, none of these records is known durable
+            except BaseException as error:
+                # Failed or interrupted: none of these records is known durable, so none of their callers is served.
                 for waiting in batch:
                     if not waiting.done.done():
                         failure = StoreUnavailable(f"audit: the write of {len(batch)} record(s) failed: "
                                                    f"{type(error).__name__}: {error}")
                         failure.__cause__ = error
                         waiting.done.set_exception(failure)
+                if until is not None and until in batch and not until.done.cancelled():
+                    until.done.exception()  # retrieved here when its caller is the one cancelled
+                if not isinstance(error, Exception):
+                    raise
                 seen = len(self._waiting)
                 continue
-            except BaseException:
-                for waiting in batch + self._waiting:
-                    waiting.done.cancel()
-                self._waiting = []
-                raise
             for waiting, record in zip(batch, records):
                 if not waiting.done.done():  # a caller that went away (cancelled) still has its record
                     waiting.done.set_result(record)
@@ -347,7 +369,11 @@ def _chain_problem(record: dict[str, Any], writer: str, position: int, expected:
         return f"record {expected}: writer and seq do not match its _id"
     if record.get("prev") != prev_hash:
         return f"record {expected}: prev does not match the hash of record {expected - 1}"
-    if record.get("hash") != record_hash(record):
+    try:
+        content_hash = record_hash(record)
+    except TypeError:  # a value the store never writes: planted or edited outside the app
+        return f"record {expected}: holds a value that has no canonical form"
+    if record.get("hash") != content_hash:
         return f"record {expected}: hash does not match its content"
     return None
 
@@ -355,24 +381,26 @@ def _chain_problem(record: dict[str, Any], writer: str, position: int, expected:
 def record_hash(record: dict[str, Any]) -> str:
     """Hex SHA-256 of the record without `hash` as compact UTF-8 JSON, keys sorted at every level.
 
-    Dates are {"$date": "<ISO UTC, milliseconds>Z"} and bytes {"$bytes": "<base64>"}.
+    Dates are {"$date": "<ISO UTC, milliseconds>Z"} and bytes {"$bytes": "<base64>"}. A value of any other type
+    than JSON's, a date or bytes (none that the store writes) raises TypeError.
     """
     content = {key: value for key, value in record.items() if key != "hash"}
-    return hashlib.sha256(orjson.dumps(_tagged(content), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    # orjson walks the record in C and hands only dates and bytes back to _tag: every record pays this twice
+    # (append and verify), so no Python-level copy of the whole record.
+    return hashlib.sha256(orjson.dumps(content, default=_tag, option=_HASH_OPTIONS)).hexdigest()
 
 
-def _tagged(value: Any) -> Any:
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _tag(value: Any) -> Any:
     # Tags keep types apart in the hash: a date replaced by its ISO text would otherwise hash the same.
     # Keys starting with "$" are refused on append, so a tag cannot be forged by a stored dict.
     if isinstance(value, datetime):
         return {"$date": _utc_millis(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, dict):
-        return {key: _tagged(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_tagged(item) for item in value]
-    return value
+    raise TypeError(f"audit record: a value of type {type(value).__name__} has no canonical form")
 
 
 def _utc_millis(moment: datetime) -> datetime:

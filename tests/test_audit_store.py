@@ -147,6 +147,25 @@ async def test_appends_that_arrive_while_a_write_is_in_flight_go_together_into_t
     assert [r["seq"] for r in records] == list(range(1, 12))
 
 
+async def test_a_caller_cancelled_while_its_write_is_in_flight_leaves_the_others_records_to_be_written(
+        database: Database) -> None:
+    slow = SlowInserts(database)
+    audit = AuditStore(slow, writer=WRITER)  # type: ignore[arg-type]
+    gone = asyncio.create_task(audit.append(entry(1)))
+    await slow.started.wait()
+    waiting = asyncio.create_task(audit.append(entry(2)))
+    await asyncio.sleep(0.01)
+
+    gone.cancel()
+    slow.release.set()
+    record = await waiting
+
+    assert gone.cancelled()
+    # The cancelled write never reached the store here, so the next one re-read the head and took its place.
+    assert (record["seq"], record["caseIds"], slow.writes) == (1, ["CASE-2"], [1, 1])
+    assert (await audit.verify()).ok
+
+
 class SlowInserts:
     """A Database whose audit inserts wait until released, recording how many records each write carried."""
 
