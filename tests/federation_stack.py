@@ -101,16 +101,21 @@ class NodeProcess(ChildProcess):
         self.wait_answering(lambda: _answers(self.url), START_SECONDS, "answer GraphQL")
 
 
-def compose(subgraphs: dict[str, tuple[str, str]]) -> str:
-    """The supergraph SDL of `{name: (url, sdl)}` by tests/gateway/compose.mjs; a composition error fails the test."""
+def run_composer(subgraphs: dict[str, tuple[str, str]]) -> subprocess.CompletedProcess[str]:
+    """tests/gateway/compose.mjs over `{name: (url, sdl)}`: the supergraph on stdout, or errors on stderr and exit 1."""
     with tempfile.TemporaryDirectory(prefix="supergraph-") as work:
         arguments = []
         for name, (url, sdl) in subgraphs.items():
             path = Path(work) / f"{name}.graphql"
             path.write_text(sdl)
             arguments += ["--subgraph", f"{name}={url}={path}"]
-        done = subprocess.run([node_binary(), str(GATEWAY_DIR / "compose.mjs"), *arguments],
+        return subprocess.run([node_binary(), str(GATEWAY_DIR / "compose.mjs"), *arguments],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def compose(subgraphs: dict[str, tuple[str, str]]) -> str:
+    """The supergraph SDL of `{name: (url, sdl)}`; a composition error fails the test."""
+    done = run_composer(subgraphs)
     if done.returncode != 0:
         pytest.fail(f"the supergraph does not compose:\n{done.stderr}")
     return done.stdout

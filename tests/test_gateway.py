@@ -11,8 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench import r6_push
 from tests.factories import PUBLISH_CASE_EVENT, bearer, case_created_data, envelope, publish_input
-from tests.federation_stack import Supergraph, post_graphql, running_supergraph
+from tests.federation_stack import GATEWAY_DIR, ROOT, Supergraph, post_graphql, run_composer, running_supergraph
 
 CALL_CENTER = bearer(roles=("call-center", "case-reader"), channel="CALL_CENTER", username="ewa.kowalska")
 OPERATOR = bearer()
@@ -50,6 +51,24 @@ def test_the_supergraph_joins_our_entities_with_the_crm_fields(stack: Supergraph
     assert 'type Customer\n  @join__type(graph: CASES, key: "id")\n  @join__type(graph: CRM, key: "id")' in supergraph
     assert 'type Case\n  @join__type(graph: CASES, key: "id")\n  @join__type(graph: CRM, key: "id", resolvable: false)' \
         in supergraph
+
+
+def test_the_exported_schema_composes_with_the_crm_as_make_supergraph_does() -> None:
+    done = run_composer({"cases": ("http://127.0.0.1:8000/graphql", (ROOT / "graphql" / "schema.graphql").read_text()),
+                         "crm": ("http://127.0.0.1:4001/graphql", (GATEWAY_DIR / "crm.graphql").read_text())})
+
+    assert (done.returncode, done.stderr) == (0, "")
+    assert 'CASES @join__graph(name: "cases", url: "http://127.0.0.1:8000/graphql")' in done.stdout
+    assert "crmTier: String! @join__field(graph: CRM)" in done.stdout
+
+
+def test_a_subgraph_on_a_federation_version_hive_refuses_fails_the_composition() -> None:
+    sdl = (GATEWAY_DIR / "crm.graphql").read_text().replace("federation/v2.5", "federation/v2.11")
+
+    done = run_composer({"crm": ("http://127.0.0.1:4001/graphql", sdl)})
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "composition error: crm links federation v2.11; Hive Gateway's composer accepts up to v2.9\n"
 
 
 def test_a_query_spans_both_subgraphs_from_either_side(stack: Supergraph) -> None:
@@ -150,3 +169,22 @@ async def test_case_updated_through_the_gateway_pushes_with_the_crm_fields(stack
     assert pushes[-1] == {"id": "1", "type": "next", "payload": {"data": {"caseUpdated": {
         "id": "CASE-3", "title": "Car loan, 60 months",
         "customer": {"id": "CUST-1", "crmTier": "GOLD", "relationshipManager": {"name": "Jan Kowalczyk"}}}}}}
+
+
+async def test_a_hundred_and_one_subscribers_with_one_token_all_get_pushes_through_the_gateway(
+        stack: Supergraph) -> None:
+    # Strawberry refuses a socket's 101st operation; the gateway opens one upstream socket per client socket, so
+    # subscribers sharing a token (a team's dashboards on one service token) are not multiplexed past that limit.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        events = r6_push.Events(session, stack.cases.url)
+        await events.send(case_created_data(title="Shared dashboards"), event_type="case.created")
+        subscribers = r6_push.Subscribers()
+        url = stack.gateway.url.replace("http://", "ws://")
+        try:
+            await r6_push.connect(101, lambda: r6_push.graphql_subscriber(session, url, subscribers))
+            await r6_push.warm_up(subscribers, events, "gateway")  # fails unless all 101 have had a push
+            arrivals = await subscribers.push(events.titled("Shared dashboards, updated"), "Shared dashboards, updated")
+        finally:
+            await subscribers.close()
+
+    assert (len(arrivals), subscribers.errors) == (101, [])

@@ -35,8 +35,15 @@ const gateway = createGatewayRuntime({
       options: {
         subscriptions: {
           kind: 'ws',
-          // One upstream socket per caller's token: the Case Repository authenticates the socket once.
-          options: { connectionParams: { Authorization: '{context.connectionParams.Authorization}' } },
+          // One upstream socket per client socket, authenticated with the client's token. Hive would otherwise
+          // multiplex every subscription with the same parameters onto one socket, and Strawberry refuses the
+          // 101st operation on a socket ("Subscription limit reached", max_subscriptions_per_connection=100).
+          options: {
+            connectionParams: {
+              Authorization: '{context.connectionParams.Authorization}',
+              gatewayConnection: '{context.gatewayConnection}',
+            },
+          },
         },
       },
     },
@@ -54,7 +61,16 @@ const gateway = createGatewayRuntime({
 
 const server = createServer(gateway);
 const sockets = new WebSocketServer({ server, path: gateway.graphqlEndpoint });
-useServer(getGraphQLWSOptions(gateway, (ctx) => ({ connectionParams: ctx.connectionParams ?? {} })), sockets);
+let connections = 0;
+const connectionIds = new WeakMap(); // graphql-ws keeps one context object per client socket
+function connectionId(ctx) {
+  if (!connectionIds.has(ctx)) connectionIds.set(ctx, String(++connections));
+  return connectionIds.get(ctx);
+}
+useServer(getGraphQLWSOptions(gateway, (ctx) => ({
+  connectionParams: ctx.connectionParams ?? {},
+  gatewayConnection: connectionId(ctx),
+})), sockets);
 
 server.listen(Number(values.port), values.host, () => {
   console.log(`gateway ready at http://${values.host}:${values.port}${gateway.graphqlEndpoint}`);
