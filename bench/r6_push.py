@@ -22,7 +22,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -185,8 +184,10 @@ class Latencies:
                 f"p99 {self.p99_ms:8.1f} ms ({len(self.seconds):,} pushes{missing})")
 
 
-async def measure_side(side: str, count: int, open_one: Callable[[], Any],
-                       trigger: Callable[[str], Callable[[bytes], Any]], events: Events | None) -> tuple[Latencies, bytes]:
+async def measure_side(side: str, count: int, open_one: Callable[[Subscribers], Any],
+                       trigger: Callable[[str], Callable[[bytes], Any]],
+                       events: Events | None) -> tuple[Latencies, bytes]:
+    """Connect `count` subscribers, warm them up (GraphQL sides), push `EVENTS[count]` events, close them."""
     subscribers = Subscribers()
     try:
         await connect(count, lambda: open_one(subscribers))
@@ -275,8 +276,8 @@ async def trigger_alone(session: ClientSession, events: Events, plain_url: str) 
 
     ingest = await timed(lambda: events.send({"title": "no subscriber yet"}))
     plain = await timed(post_plain)
-    return (f"  with no subscriber: publishCaseEvent round trip p50 {ingest.p50_ms:.1f} ms, p99 {ingest.p99_ms:.1f} ms; "
-            f"plain POST /publish p50 {plain.p50_ms:.1f} ms, p99 {plain.p99_ms:.1f} ms")
+    return (f"  with no subscriber: publishCaseEvent round trip p50 {ingest.p50_ms:.1f} ms, "
+            f"p99 {ingest.p99_ms:.1f} ms; plain POST /publish p50 {plain.p50_ms:.1f} ms, p99 {plain.p99_ms:.1f} ms")
 
 
 def ratios(results: list[Latencies]) -> list[Ratio]:

@@ -49,8 +49,8 @@ def test_the_supergraph_joins_our_entities_with_the_crm_fields(stack: Supergraph
     assert f'CASES @join__graph(name: "cases", url: "{stack.cases.url}")' in supergraph
     assert f'CRM @join__graph(name: "crm", url: "{stack.crm.url}")' in supergraph
     assert 'type Customer\n  @join__type(graph: CASES, key: "id")\n  @join__type(graph: CRM, key: "id")' in supergraph
-    assert 'type Case\n  @join__type(graph: CASES, key: "id")\n  @join__type(graph: CRM, key: "id", resolvable: false)' \
-        in supergraph
+    assert ('type Case\n  @join__type(graph: CASES, key: "id")\n'
+            '  @join__type(graph: CRM, key: "id", resolvable: false)') in supergraph
 
 
 def test_the_exported_schema_composes_with_the_crm_as_make_supergraph_does() -> None:
@@ -128,8 +128,8 @@ def test_entities_never_reveal_a_case_that_case_refuses(stack: Supergraph) -> No
     # (Hive Gateway merges the null entity into the CRM's `{id}` reference, so the non-null `title` fails and
     # `case` is nulled; it masks that error's text, which says nothing of the case either way.)
     assert refused == {"data": {"crmContact": {"subject": "Complained about a fee", "case": None}}, "errors": [{
-        "message": "Unexpected error.", "locations": [{"line": 1, "column": 46}], "path": ["crmContact", "case", "title"],
-        "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
+        "message": "Unexpected error.", "locations": [{"line": 1, "column": 46}],
+        "path": ["crmContact", "case", "title"], "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
     assert allowed == {"data": {"crmContact": {"subject": "Complained about a fee",
                                                "case": {"title": "Staff loan", "status": "NEW"}}}}
 
