@@ -48,10 +48,15 @@ const gateway = createGatewayRuntime({
       },
     },
   },
+  // Only what our server reads: the token, and X-Channel (the call's channel when the token names none).
   propagateHeaders: {
     fromClientToSubgraphs: (payload) => {
+      const headers = {};
       const authorization = callerAuthorization(payload);
-      return authorization ? { authorization } : {};
+      const channel = payload.request?.headers.get('x-channel');
+      if (authorization) headers.authorization = authorization;
+      if (channel) headers['x-channel'] = channel;
+      return headers;
     },
   },
   graphiql: false,
