@@ -48,14 +48,17 @@ const gateway = createGatewayRuntime({
       },
     },
   },
-  // Only what our server reads: the token, and X-Channel (the call's channel when the token names none).
+  // Only what our server reads: the token, X-Channel (the call's channel when the token names none) and
+  // X-Request-Id (kept in our access log and audit records, so one id follows the call through both).
   propagateHeaders: {
     fromClientToSubgraphs: (payload) => {
       const headers = {};
       const authorization = callerAuthorization(payload);
-      const channel = payload.request?.headers.get('x-channel');
       if (authorization) headers.authorization = authorization;
-      if (channel) headers['x-channel'] = channel;
+      for (const name of ['x-channel', 'x-request-id']) {
+        const value = payload.request?.headers.get(name);
+        if (value) headers[name] = value;
+      }
       return headers;
     },
   },
