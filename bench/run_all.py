@@ -6,10 +6,10 @@ import asyncio
 import sys
 import time
 
-from bench import r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r7_my_tasks
+from bench import r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks
 from bench.report import Ratio
 
-BENCHMARKS = (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r7_my_tasks)
+BENCHMARKS = (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks)
 
 
 async def run_all() -> list[Ratio]:
