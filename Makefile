@@ -43,14 +43,14 @@ graphiql-assets:
 	else echo "npm not found: GraphiQL is not installed (install Node 20, then make run again); POST /graphql works"; fi
 
 # The supergraph of our subgraph and the example CRM (tests/gateway/crm.graphql), composed by Apollo's composer
-# (tests/gateway/compose.mjs; a composition error fails the target). The URLs are where `make run` and
+# (deploy/gateway/compose.mjs; a composition error fails the target). The URLs are where `make run` and
 # `node tests/gateway/crm.mjs` listen; a deployment passes its own, and an empty CRM_URL composes ours alone:
 # make supergraph CASES_URL=http://app:8000/graphql CRM_URL=   (what deploy/compose.yaml's gateway mounts)
 CASES_URL ?= http://127.0.0.1:8000/graphql
 CRM_URL ?= http://127.0.0.1:4001/graphql
 .PHONY: supergraph
 supergraph: node_modules/.installed
-	node tests/gateway/compose.mjs --subgraph cases=$(CASES_URL)=graphql/schema.graphql \
+	node deploy/gateway/compose.mjs --subgraph cases=$(CASES_URL)=graphql/schema.graphql \
 		$(if $(CRM_URL),--subgraph crm=$(CRM_URL)=tests/gateway/crm.graphql) --out graphql/supergraph.graphql
 	@echo "wrote graphql/supergraph.graphql"
 

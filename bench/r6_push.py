@@ -2,7 +2,7 @@
 
 Three sides, measured in the same run with the same client (this process, one aiohttp session):
 - direct: N graphql-transport-ws subscribers on our server (`python server.py`, one process, in-memory store);
-- gateway: N subscribers on Hive Gateway (tests/gateway/gateway.mjs, upstream WebSocket to the same server);
+- gateway: N subscribers on Hive Gateway (deploy/gateway/gateway.mjs, upstream WebSocket to the same server);
 - plain fan-out: a bare aiohttp WebSocket server (this module's `--plain-fanout`, its own process) that sends the
   bytes of a direct push, captured in this run, to its N sockets when it is told to.
 Each event's clock starts when the client sends the trigger: `publishCaseEvent` over HTTP to our server (the event

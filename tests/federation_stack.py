@@ -1,5 +1,5 @@
 """A supergraph as a bank runs it, for the gateway tests and bench R6: our server, the stand-in CRM subgraph
-(tests/gateway/crm.mjs) and Hive Gateway (tests/gateway/gateway.mjs), each a process on a free port, composed with
+(tests/gateway/crm.mjs) and Hive Gateway (deploy/gateway/gateway.mjs), each a process on a free port, composed with
 Apollo's composer from our live `_service { sdl }` and the CRM's SDL.
 
 Node 20 and the npm packages (`npm ci`, run by `make test`) are required: without them the tests fail saying so.
@@ -25,7 +25,9 @@ from tests.child_process import ChildProcess
 from tests.factories import token
 
 ROOT = Path(__file__).resolve().parent.parent
-GATEWAY_DIR = ROOT / "tests" / "gateway"
+GATEWAY_DIR = ROOT / "tests" / "gateway"  # the stand-in CRM
+# The gateway and the composer, as a deployment runs them (deploy/gateway/Dockerfile, make supergraph).
+DEPLOY_GATEWAY_DIR = ROOT / "deploy" / "gateway"
 NODE_PACKAGES = ("@apollo/composition", "@graphql-hive/gateway-runtime", "@apollo/server", "@apollo/subgraph")
 START_SECONDS = 60.0  # each starts in 1–3 s here; generous for a loaded CI machine
 INSTALL_HINT = "install Node 20 with npm (apt-get install nodejs npm) and run `npm ci` (`make test` does)"
@@ -89,12 +91,12 @@ class CaseRepositoryProcess(ChildProcess):
 
 
 class NodeProcess(ChildProcess):
-    """One of the Node scripts in tests/gateway/, listening on a free port."""
+    """A Node script (the CRM stand-in, the gateway), listening on a free port."""
 
-    def __init__(self, name: str, script: str, *arguments: str) -> None:
+    def __init__(self, name: str, script: Path, *arguments: str) -> None:
         super().__init__(name)
         self.url = f"http://127.0.0.1:{self.port}/graphql"
-        self._command = [node_binary(), str(GATEWAY_DIR / script), "--port", str(self.port), *arguments]
+        self._command = [node_binary(), str(script), "--port", str(self.port), *arguments]
 
     def start(self) -> None:
         self.spawn(self._command, cwd=ROOT, env={**os.environ, "NODE_ENV": "production"})
@@ -102,14 +104,14 @@ class NodeProcess(ChildProcess):
 
 
 def run_composer(subgraphs: dict[str, tuple[str, str]]) -> subprocess.CompletedProcess[str]:
-    """tests/gateway/compose.mjs over `{name: (url, sdl)}`: the supergraph on stdout, or errors on stderr and exit 1."""
+    """deploy/gateway/compose.mjs over `{name: (url, sdl)}`: the supergraph on stdout, or errors on stderr and exit 1."""
     with tempfile.TemporaryDirectory(prefix="supergraph-") as work:
         arguments = []
         for name, (url, sdl) in subgraphs.items():
             path = Path(work) / f"{name}.graphql"
             path.write_text(sdl)
             arguments += ["--subgraph", f"{name}={url}={path}"]
-        return subprocess.run([node_binary(), str(GATEWAY_DIR / "compose.mjs"), *arguments],
+        return subprocess.run([node_binary(), str(DEPLOY_GATEWAY_DIR / "compose.mjs"), *arguments],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -126,9 +128,9 @@ class Supergraph:
 
     def __init__(self, app_env: dict[str, str] | None = None) -> None:
         self.cases = CaseRepositoryProcess(app_env)
-        self.crm = NodeProcess("crm subgraph", "crm.mjs")
+        self.crm = NodeProcess("crm subgraph", GATEWAY_DIR / "crm.mjs")
         self.supergraph_file = Path(tempfile.mkstemp(prefix="supergraph-", suffix=".graphql")[1])
-        self.gateway = NodeProcess("gateway", "gateway.mjs", "--supergraph", str(self.supergraph_file))
+        self.gateway = NodeProcess("gateway", DEPLOY_GATEWAY_DIR / "gateway.mjs", "--supergraph", str(self.supergraph_file))
 
     def start(self) -> None:
         self.cases.start()

@@ -113,6 +113,17 @@ def test_every_file_the_stack_mounts_is_in_the_repository() -> None:
             source = volume.split(":")[0]
             if source.startswith(".") and source not in generated:
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which is missing"
+    assert "\nsupergraph:" in (ROOT / "Makefile").read_text()
+
+
+def test_the_gateway_image_runs_the_gateway_script_the_tests_run() -> None:
+    gateway = _compose()["services"]["gateway"]
+    assert gateway["build"] == {"context": "..", "dockerfile": "deploy/gateway/Dockerfile"}
+    dockerfile = (DEPLOY / "gateway" / "Dockerfile").read_text()
+    assert "COPY deploy/gateway/gateway.mjs" in dockerfile and "npm ci" in dockerfile
+    assert re.search(r"^USER node$", dockerfile, re.M)
+    mounted = {volume.split(":")[1] for volume in gateway["volumes"]}
+    assert "/gateway/supergraph.graphql" in mounted and "/gateway/supergraph.graphql" in dockerfile
 
 
 def test_the_image_runs_as_an_unprivileged_user_with_a_health_check() -> None:

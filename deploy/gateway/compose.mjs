@@ -1,5 +1,5 @@
 // Composes subgraph SDL files into a supergraph with Apollo's composer (@apollo/composition composeServices).
-//   node tests/gateway/compose.mjs --subgraph NAME=URL=SDL_FILE ... [--out FILE]
+//   node deploy/gateway/compose.mjs --subgraph NAME=URL=SDL_FILE ... [--out FILE]
 // Any composition error is printed and the exit code is 1, so a test or `make supergraph` fails on it. Each
 // subgraph must link federation 2.9 or older: the Guild composer (Hive Gateway's own) refuses newer versions.
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // subscriptions reach the Case Repository over graphql-transport-ws (Hive's default SSE upstream does not work
 // with Strawberry). The caller's token goes with every call to the Case Repository, whose policy decides what
 // it may see: over HTTP as the Authorization header, over the WebSocket as the connection_init payload.
-//   node tests/gateway/gateway.mjs --supergraph graphql/supergraph.graphql --port 4000
+//   node deploy/gateway/gateway.mjs --supergraph graphql/supergraph.graphql --port 4000
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
