@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,8 +67,14 @@ def _is_value(kind: str, found: str) -> bool:
     return True
 
 
+# Every value above has at least seven digits: a text without such a run (most texts) needs no closer look.
+_WORTH_A_LOOK = re.compile(r"[0-9](?:[ \-]?[0-9]){6}")
+
+
 def redact(text: str) -> Redaction:
     """`text` with every PESEL and phone number replaced by its placeholder, and the originals in order."""
+    if _WORTH_A_LOOK.search(text) is None:
+        return Redaction(text, ())  # literal placeholders alone are left alone too
     spans: list[tuple[int, int, str]] = []
     for kind, pattern in _CANDIDATES:
         position = 0
@@ -108,15 +114,19 @@ def _entry(container: dict[str, Any], path: list[Any]) -> dict[str, Any] | None:
     return next((e for e in container.get(SEALED_TEXT) or () if e.get("path") == path), None)
 
 
-def protect_value(container: dict[str, Any], path: list[Any], value: str, cipher: FieldCipher, aad: str) -> str:
+def protect_value(container: dict[str, Any], path: list[Any], value: str, cipher: FieldCipher,
+                  aad: str | Callable[[], str]) -> str:
     """The text to store at `path` of `container` for `value`; its originals sealed in `container["sealedText"]`."""
     known = _entry(container, path)
+    if known is None and _WORTH_A_LOOK.search(value) is None:
+        return value  # nothing to protect, nothing protected before: the common case, kept cheap
     if known is not None and known["of"] == _digest(value):
         return value  # redacted before
     entries = [e for e in container.get(SEALED_TEXT) or () if e.get("path") != path]
     redaction = redact(value)
     if redaction.originals:
-        sealed = cipher.seal(orjson.dumps(redaction.originals).decode(), aad=_path_aad(aad, path))
+        prefix = aad() if callable(aad) else aad
+        sealed = cipher.seal(orjson.dumps(redaction.originals).decode(), aad=_path_aad(prefix, path))
         entries.append({"path": path, "of": _digest(redaction.text), "v": sealed})
     if entries:
         container[SEALED_TEXT] = entries
@@ -125,15 +135,19 @@ def protect_value(container: dict[str, Any], path: list[Any], value: str, cipher
     return redaction.text
 
 
-def protect_fields(container: dict[str, Any], names: Iterable[str], cipher: FieldCipher, aad: str) -> None:
-    """Redact and seal the text fields `names` of `container` in place."""
+def protect_fields(container: dict[str, Any], names: Iterable[str], cipher: FieldCipher,
+                   aad: str | Callable[[], str]) -> None:
+    """Redact and seal the text fields `names` of `container` in place (`aad` may be computed only when needed)."""
+    if SEALED_TEXT not in container and not any(
+            isinstance(v := container.get(name), str) and _WORTH_A_LOOK.search(v) for name in names):
+        return  # after every event each item of the case passes here: the common case costs no more than this
     for name in names:
         value = container.get(name)
         if isinstance(value, str):
             container[name] = protect_value(container, [name], value, cipher, aad)
 
 
-def protect_tree(container: dict[str, Any], name: str, cipher: FieldCipher, aad: str) -> None:
+def protect_tree(container: dict[str, Any], name: str, cipher: FieldCipher, aad: str | Callable[[], str]) -> None:
     """Redact and seal every text inside the free-form JSON `container[name]` (references excepted), in place."""
 
     def walk(value: Any, path: list[Any]) -> Any:
@@ -159,22 +173,27 @@ CASE_ITEM_TEXT = {"participants": ("name",), "documents": ("name",), "tasks": ("
 def protect_case(case: dict[str, Any], cipher: FieldCipher) -> None:
     """Every free text of a case document (title, names, incident messages, consent texts), in place."""
     case_id = case["_id"]
-    protect_fields(case, ("title",), cipher, text_aad("cases", case_id))
+    protect_fields(case, ("title",), cipher, lambda: text_aad("cases", case_id))
     for part in ("customer", "product"):
         if isinstance(case.get(part), dict):
-            protect_fields(case[part], ("name",), cipher, text_aad("cases", case_id, part))
+            protect_fields(case[part], ("name",), cipher, lambda part=part: text_aad("cases", case_id, part))
     for list_name, names in CASE_ITEM_TEXT.items():
         for item in case.get(list_name) or ():
-            protect_fields(item, names, cipher, text_aad("cases", case_id, list_name, str(item.get("id"))))
+            protect_fields(item, names, cipher,
+                           lambda item=item, list_name=list_name: text_aad("cases", case_id, list_name,
+                                                                           str(item.get("id"))))
 
 
 def protect_entry(entry: dict[str, Any], cipher: FieldCipher) -> dict[str, Any]:
     """A history entry's summary, details and actor name, in place (sealed under its event id); returns it."""
-    aad = entry_aad(entry)
+    def aad() -> str:
+        return entry_aad(entry)
+
     protect_fields(entry, ("summary",), cipher, aad)
-    protect_tree(entry, "details", cipher, aad)
+    if entry.get("details") is not None:
+        protect_tree(entry, "details", cipher, aad)
     if isinstance(entry.get("actor"), dict):
-        protect_fields(entry["actor"], ("name",), cipher, aad + "/actor")
+        protect_fields(entry["actor"], ("name",), cipher, lambda: aad() + "/actor")
     return entry
 
 
