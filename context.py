@@ -33,6 +33,7 @@ from stores.panel_access import PanelStores
 from stores.protection import FieldCipher
 from stores.tasks import TaskStore
 from stores.terms import TermsStore
+from edge.refusal_limits import RefusalLimits
 from edge.response_cache import ResponseCache
 
 
@@ -63,6 +64,8 @@ class Services:
     # Per principal: how many PESEL lookups they made in the current window (issue 11: masked means unrecoverable).
     lookups: WindowCounters
     documents: DocumentContentStore
+    # Requests without a valid token: limited per client address, their refusals aggregated in the audit (issue 11).
+    refusals: RefusalLimits
 
 
 class Loaders:

@@ -29,6 +29,7 @@ from edge.app import build_app, graphql_view, security_middlewares, serving_midd
 from edge.keys import SERVICES
 from edge.view import CaseRepositoryView
 from logs import configure_logging
+from edge.refusal_limits import RefusalLimits
 from edge.response_cache import ResponseCache
 from schema.build import build_schema
 from settings import Settings
@@ -71,18 +72,21 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
     terms, appointments = TermsStore(database), AppointmentStore(database, cipher)
     panel = PanelStores.on(database)
+    lookups = WindowCounters(database, "lookup_counters")
     staging = Staging(cases, events, history, tasks, audit, relay,
                       records=[terms, appointments, notes, panel.codes, panel.invitations])
     relay.add_sweep(staging.sweep)
     return Services(
         settings=settings, cases=cases, events=events, history=history, tasks=tasks, notes=notes, outbox=outbox,
         terms=terms, appointments=appointments, calendar=CalendarStore(database), staging=staging, relay=relay,
-        bus=bus, audit=audit, cipher=cipher, responses=responses, lookups=WindowCounters(database, "lookup_counters"),
+        bus=bus, audit=audit, cipher=cipher, responses=responses, lookups=lookups,
         pipeline=EventPipeline(cases, events, staging),
         dead_letters=kafka.dead_letters(stored_letters) if kafka else stored_letters,
         verifier=TokenVerifier(settings, panel_sessions=PanelSessionVerifier(
             panel.sessions, settings.panel_session_idle_seconds)),
         panel=panel, documents=DocumentContentStore(database, cipher),
+        # The address counters share the PESEL lookups' collection (keys "address:..." beside "pesel:...").
+        refusals=RefusalLimits(audit, lookups, settings.unauthenticated_requests_per_minute),
     )
 
 
@@ -131,6 +135,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         yield
         # The relay loop first: ingest, still running, sends what it stages itself, through the producer.
         await services.relay.stop()
+        await services.refusals.flush_due(everything=True)  # the repeats of open windows go on record too
         if kafka is not None:
             await kafka.stop()
         await services.verifier.close()

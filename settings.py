@@ -55,6 +55,9 @@ class Settings:
     incident_retry_timeout_seconds: float = 600.0
     # customerByPesel calls one principal may make per hour, on every instance together.
     pesel_lookups_per_hour: int = 20
+    # Requests to /graphql without a valid token (anonymous or refused) one client address may make per minute, on
+    # every instance together; the next is 429 RATE_LIMITED (edge/refusal_limits.py).
+    unauthenticated_requests_per_minute: int = 600
     # Customer Panel sign-in: how long a one-time code is valid, and a panel session's idle and absolute lifetimes.
     panel_code_ttl_seconds: float = 600.0
     panel_session_idle_seconds: float = 900.0
@@ -99,6 +102,8 @@ class Settings:
             request_body_seconds=float(env.get("REQUEST_BODY_SECONDS", cls.request_body_seconds)),
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
             pesel_lookups_per_hour=int(env.get("PESEL_LOOKUPS_PER_HOUR", cls.pesel_lookups_per_hour)),
+            unauthenticated_requests_per_minute=int(
+                env.get("UNAUTHENTICATED_REQUESTS_PER_MINUTE", cls.unauthenticated_requests_per_minute)),
             incident_retry_timeout_seconds=float(
                 env.get("INCIDENT_RETRY_TIMEOUT_SECONDS", cls.incident_retry_timeout_seconds)),
             panel_code_ttl_seconds=float(env.get("PANEL_CODE_TTL_SECONDS", cls.panel_code_ttl_seconds)),

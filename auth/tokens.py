@@ -26,6 +26,15 @@ DEV_ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30  # clock skew between Keycloak and us
 # Keycloak tokens with many groups reach a few kB; anything far bigger is not a token we issue.
 MAX_TOKEN_LENGTH = 16_384
+# Keycloak's key ids are UUIDs or short hashes; an unknown kid makes the key set be fetched again, so a long one is
+# refused before it can cost a fetch.
+MAX_KID_LENGTH = 128
+# A JWS compact serialisation: three base64url segments. Anything else (non-ASCII, bytes the header could not carry
+# as text) is malformed before any decoder sees it.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Decoders' own errors on input that is not a token at all (a JSON number too big, a claim of the wrong type): still
+# "malformed", never a 500.
+_UNDECODABLE = (ValueError, TypeError, OverflowError, UnicodeError, KeyError, AttributeError, RecursionError)
 REMEMBER_SECONDS = 60.0
 REMEMBER_MAX_TOKENS = 10_000
 _WHITESPACE = re.compile(r"\s")
@@ -91,7 +100,7 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """Check the token and return its principal; raise Unauthenticated saying which check failed."""
-        if isinstance(token, str) and is_panel_token(token) and len(token) <= MAX_TOKEN_LENGTH:
+        if isinstance(token, str) and is_panel_token(token) and len(token) <= MAX_TOKEN_LENGTH and token.isascii():
             # Never remembered: a logout or an idle timeout must hold from the next request on.
             if self._panel_sessions is None:
                 raise Unauthenticated("invalid token: malformed")
@@ -106,7 +115,10 @@ class TokenVerifier:
         header = _header(token)
         algorithm, key = await self._key_for(header)
         claims = self._decode(token, key, algorithm)
-        principal = principal_from_claims(claims, self._settings.auth_audience)
+        try:
+            principal = principal_from_claims(claims, self._settings.auth_audience)
+        except _UNDECODABLE as error:  # e.g. an `exp` of 1e20: past every date a datetime can hold
+            raise Unauthenticated("invalid token: a claim is out of range") from error
         # Forgotten when its signing key leaves the key set, and re-checked at least every REMEMBER_SECONDS.
         kid = header.get("kid") if algorithm != DEV_ALGORITHM else None
         self._verified[token] = (principal, time.monotonic() + REMEMBER_SECONDS, kid)
@@ -123,6 +135,8 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthenticated("invalid token: missing key id")
+        if len(kid) > MAX_KID_LENGTH:
+            raise Unauthenticated("invalid token: key id too long")
         jwk = await self._jwks.key(kid) if self._jwks is not None else None
         # The key's own algorithm must match: an RSA key never verifies an ES256 (or HS256) claim.
         if jwk is None or jwk.algorithm_name != algorithm:
@@ -143,12 +157,17 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             reason = next((text for kind, text in _CLAIM_ERRORS if isinstance(error, kind)), "malformed")
             raise Unauthenticated(f"invalid token: {reason}") from error
+        except _UNDECODABLE as error:  # PyJWT lets e.g. OverflowError of `exp: 1e400` (infinity) through
+            raise Unauthenticated("invalid token: malformed") from error
 
 
 def _header(token: str) -> dict[str, Any]:
-    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH or not _COMPACT_JWS.fullmatch(token):
         raise Unauthenticated("invalid token: malformed")
     try:
-        return jwt.get_unverified_header(token)
-    except jwt.PyJWTError as error:
+        header = jwt.get_unverified_header(token)
+    except (jwt.PyJWTError, *_UNDECODABLE) as error:
         raise Unauthenticated("invalid token: malformed") from error
+    if not isinstance(header, dict):
+        raise Unauthenticated("invalid token: malformed")
+    return header

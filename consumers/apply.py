@@ -256,9 +256,10 @@ def replay(case_id: str, events: list[CaseEvent]) -> dict[str, Any] | None:
 
 
 # Kept in the store, never published: staging, write bookkeeping and the order stamps.
-_UNPUBLISHED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "replayable"})
+# `sealedText`: the originals of PESELs and phones redacted from free text (access/sensitive_text.py).
+_UNPUBLISHED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "replayable", "sealedText"})
 _UNPUBLISHED_ITEM = frozenset({"stamps", "pesel", "peselIndex", "phone", "version", "outbox", "stagedAt", "_id",
-                               "caseId", "caseType", "branch", "restricted", "customerId"})
+                               "caseId", "caseType", "branch", "restricted", "customerId", "sealedText"})
 
 
 def public_state(case: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +267,9 @@ def public_state(case: dict[str, Any]) -> dict[str, Any]:
     state = {k: v for k, v in case.items() if k not in _UNPUBLISHED}
     state["id"] = case["_id"]
     state["customer"] = {k: v for k, v in case.get("customer", {}).items()
-                         if k not in ("stamps", "pesel", "peselIndex")}
+                         if k not in ("stamps", "pesel", "peselIndex", "sealedText")}
+    if isinstance(case.get("product"), dict):
+        state["product"] = {k: v for k, v in case["product"].items() if k != "sealedText"}
     for name in ITEM_LISTS:
         state[name] = [
             {k: v for k, v in item.items() if k not in _UNPUBLISHED_ITEM}

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 # Bookkeeping and derived fields: not what an auditor asks about.
+# `sealedText` holds the sealed originals of what free text had redacted: the redacted text itself is the change.
 _SKIPPED = frozenset({"_id", "stamps", "outbox", "writeId", "stagedAt", "updatedAt", "hasOpenIncident",
-                      "isOpen", "customerId", "replayable"})
+                      "isOpen", "customerId", "replayable", "sealedText"})
 _ITEM_SKIPPED = frozenset({"id", "stamps", "version", "outbox", "stagedAt", "_id", "caseId", "caseType", "branch",
-                           "restricted", "customerId"})
+                           "restricted", "customerId", "sealedText"})
 # Sealed at rest: the audit says that they changed, never what they are.
 _SECRET = frozenset({"pesel", "phone", "peselIndex"})
 SECRET_VALUE = "<sealed>"
@@ -36,7 +37,7 @@ def field_changes(case_id: str, before: dict[str, Any] | None, after: dict[str, 
         elif isinstance(old, dict) or isinstance(new, dict):
             old, new = old or {}, new or {}
             for sub in sorted(set(old) | set(new)):
-                if sub != "stamps":
+                if sub not in ("stamps", "sealedText"):
                     record(f"{key}.{sub}", old.get(sub), new.get(sub))
         else:
             record(key, old, new)

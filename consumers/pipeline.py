@@ -22,6 +22,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from access.sensitive_text import protect_applied
 from consumers import incident_retry, lifecycle, panel_acts
 from consumers.apply import apply_event, new_case
 from consumers.changes import field_changes
@@ -217,7 +218,7 @@ class EventPipeline:
                 continue
             if state is None:
                 state = new_case(case_id)
-            entries.append(apply_event(state, event))
+            entries.append(protect_applied(state, apply_event(state, event), self._cases.cipher))
             seen.add(event.id)
             applied.append(event)
             if event.id not in parked_ids:

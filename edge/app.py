@@ -42,7 +42,7 @@ def security_middlewares(settings: Settings, services: Services) -> list[Middlew
     # the form around it (operations, map, part headers); JSON bodies keep their own 1 MiB.
     uploads = settings.panel_upload_max_bytes + UPLOAD_FORM_BYTES
     return [*http_guards(settings, max_upload_bytes=uploads), upload_body_limit(uploads),
-            authentication(services.verifier, services.audit)]
+            authentication(services.verifier, services.refusals)]
 
 
 def graphql_view(settings: Settings, schema: BaseSchema, view_class: type[View]) -> View:

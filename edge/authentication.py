@@ -1,7 +1,9 @@
 """Authentication of HTTP requests and WebSocket handshakes to /graphql.
 
 Identity comes from the token only. A request without a token goes on as anonymous (every guarded field then
-answers UNAUTHENTICATED); a request with a bad token stops here with 401 and an audit record.
+answers UNAUTHENTICATED); a request with a bad token, however malformed, stops here with 401 and an audit record.
+Requests without a valid token are limited per client address and their refusals aggregated in the audit
+(edge.refusal_limits): past the limit, 429 RATE_LIMITED.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from aiohttp.typedefs import Middleware
 from access.policy import CHANNELS
 from auth.principal import Principal
 from auth.tokens import TokenVerifier, bearer_token
+from edge.refusal_limits import RATE_LIMITED, RATE_LIMITED_REASON, RefusalLimits
 from errors import Unauthenticated
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,17 +28,24 @@ CHANNEL = web.RequestKey("channel", str | None)
 AUDIT_REASON = web.RequestKey("audit_reason", str | None)
 
 
-def _refusal(status: int, code: str, message: str) -> web.Response:
+def _refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
-def failed_authentication_entry(request: web.Request, reason: str, operation: str) -> dict[str, Any]:
-    """The audit record of a refused token: who tried is unknown, where from is not."""
+def client_address(request: web.Request) -> str:
+    """The address the request came from, as the server sees it (behind a proxy: the proxy's)."""
+    return request.remote or "unknown"
+
+
+def failed_authentication_entry(request: web.Request, reason: str, operation: str,
+                                action: str = "AUTHENTICATION_FAILED") -> dict[str, Any]:
+    """The audit record of a refused request: who tried is unknown, where from is not. The X-Channel header is the
+    client's own text: the audit store bounds its length like every other value."""
     return {
-        "at": datetime.now(timezone.utc), "actor": "anonymous", "action": "AUTHENTICATION_FAILED",
+        "at": datetime.now(timezone.utc), "actor": "anonymous", "action": action,
         "operation": operation, "outcome": "denied", "reason": reason,
-        "channel": request.headers.get("X-Channel"), "remote": request.remote,
+        "channel": request.headers.get("X-Channel"), "remote": client_address(request),
     }
 
 
@@ -51,11 +61,17 @@ def call_channel(principal: Principal | None, header: str | None) -> str | None:
     return channel
 
 
-def authentication(verifier: TokenVerifier, audit: Any, graphql_path: str = "/graphql") -> Middleware:
+def authentication(verifier: TokenVerifier, limits: RefusalLimits, graphql_path: str = "/graphql") -> Middleware:
+    async def rate_limited(request: web.Request) -> web.Response:
+        await limits.record(failed_authentication_entry(request, RATE_LIMITED_REASON, "http", action=RATE_LIMITED))
+        return _refusal(429, RATE_LIMITED, f"{RATE_LIMITED_REASON}: at most {limits.per_minute} a minute; sign in or "
+                                           "try again later", headers={"Retry-After": "60"})
+
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path != graphql_path:
             return await handler(request)
+        await limits.flush_due()
         header = request.headers.get("Authorization")
         principal = None
         if header is not None:
@@ -65,11 +81,19 @@ def authentication(verifier: TokenVerifier, audit: Any, graphql_path: str = "/gr
                     raise Unauthenticated("the Authorization header must be `Bearer <token>`")
                 principal = await verifier.verify(token)
             except Unauthenticated as error:
-                await audit.append(failed_authentication_entry(request, error.message, "http"))
+                if not await limits.admit(client_address(request)):
+                    return await rate_limited(request)
+                await limits.record(failed_authentication_entry(request, error.message, "http"))
                 return _refusal(401, "UNAUTHENTICATED", error.message)
+        elif not await limits.admit(client_address(request)):
+            return await rate_limited(request)
         try:
             request[CHANNEL] = call_channel(principal, request.headers.get("X-Channel"))
         except ValueError as error:
+            entry = failed_authentication_entry(request, str(error), "http", action="BAD_REQUEST")
+            if principal is not None:
+                entry.update(actor=principal.subject, actorName=principal.username)
+            await limits.record(entry)
             return _refusal(400, "BAD_USER_INPUT", str(error))
         request[PRINCIPAL] = principal
         reason = request.headers.get("X-Audit-Reason")

@@ -88,7 +88,7 @@ class CaseRepositoryView(GraphQLView):
                 principal = await context.services.verifier.verify(token)
             except Unauthenticated as error:
                 assert context.request is not None
-                await context.services.audit.append(
+                await context.services.refusals.record(
                     failed_authentication_entry(context.request, error.message, "websocket"))
                 raise ConnectionRejectionError() from error
         if principal is None:

@@ -25,6 +25,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from access.sensitive_text import protect_fields, text_aad
 from auth.principal import Principal
 from consumers.cloudevents import to_millisecond
 from consumers.publication import APPOINTMENT_SCHEDULED, SOURCE, record_event
@@ -113,6 +114,8 @@ async def schedule_appointment(context: Context, case_id: str, at: datetime, cha
         "employeeId": principal.subject, "employee": principal.username, "at": moment, "channel": place,
         "note": text, "createdAt": now, "bookedVia": context.channel, "notified": phone is not None,
     }
+    # A PESEL or phone in the note is stored as a placeholder, the original sealed beside it (and so in the audit).
+    protect_fields(row, ("note",), context.services.cipher, appointment_aad(appointment_id))
     # Published too: every instance evicts cached answers that showed the case (its history gained an entry).
     scheduled = record_event(APPOINTMENT_SCHEDULED, str(uuid.uuid4()), row, now,
                              {"appointmentId": appointment_id, "at": _iso(moment), "by": principal.username})
@@ -125,6 +128,11 @@ async def schedule_appointment(context: Context, case_id: str, at: datetime, cha
     # The fast path; if this process stops first, the relay loop sends what the row staged.
     await context.services.staging.relay_records(context.services.appointments, [written])
     return written
+
+
+def appointment_aad(appointment_id: str) -> str:
+    """What an appointment note's sealed originals are bound to."""
+    return text_aad("appointments", appointment_id)
 
 
 def _history_entry(context: Context, principal: Principal, row: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from access.sensitive_text import protect_replayed
 from consumers.apply import replay
 from consumers.cloudevents import parse_envelope
 from context import Context
@@ -38,7 +39,8 @@ async def get_case_as_of(context: Context, case_id: str, as_of: datetime) -> dic
     case = replay(case_id, [parse_envelope(envelope, internal=True) for envelope in envelopes])
     if case is None or not scope_admits(context.scope, case):
         return None
-    return case
+    # The journal keeps the events as they came: their free text is protected as the stored case's was.
+    return protect_replayed(case, context.services.cipher)
 
 
 async def list_cases(

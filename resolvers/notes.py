@@ -24,6 +24,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+from access.sensitive_text import SEALED_TEXT, original_text, protect_fields, protect_value, text_aad
 from auth.principal import Principal
 from consumers.publication import NOTE_CHANGED, record_event
 from consumers.staging import history_effect
@@ -41,6 +42,11 @@ def _now() -> datetime:
     """The store keeps milliseconds: draw times at that precision, so what is returned is what is stored."""
     now = datetime.now(timezone.utc)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def note_aad(note_id: str) -> str:
+    """What a note's sealed originals are bound to: its id (every version of its text shares it)."""
+    return text_aad("notes", note_id)
 
 
 def valid_text(text: str) -> str:
@@ -98,6 +104,9 @@ async def add_note(context: Context, case_id: str | None, customer_id: str | Non
     at = _now()
     note = {"_id": str(uuid.uuid4()), "caseId": case_id, "customerId": customer_id, "text": body,
             "author": principal.username, "authorId": principal.subject, "channel": context.channel, "at": at}
+    # A PESEL or phone in the text is stored as a placeholder, the original sealed beside it (and so in the audit).
+    protect_fields(note, ("text",), context.services.cipher, note_aad(note["_id"]))
+    body = note["text"]
     staged = [_note_changed(note, "NOTE_ADDED", principal, at)]
     if case_id is not None:
         staged.append(history_effect({
@@ -130,14 +139,19 @@ async def _own_note(context: Context, principal: Principal, note_id: str) -> dic
 
 async def edit_note(context: Context, note_id: str, text: str) -> dict[str, Any]:
     principal = employee(context, "write notes")
-    body = valid_text(text)
+    typed = valid_text(text)
+    cipher = context.services.cipher
     for _attempt in range(MAX_ATTEMPTS):
         row = await _own_note(context, principal, note_id)
-        if row["text"] == body:
+        if original_text(row, ["text"], row["text"], cipher, note_aad(note_id)) == typed:
             return row  # nothing to keep as a version
+        # The new text is protected as an added one; the old keeps its sealed originals in `versions`.
+        protected: dict[str, Any] = {}
+        body = protect_value(protected, ["text"], typed, cipher, note_aad(note_id))
         at = _now()
         written = await context.services.notes.change_text(row, body, at, [_note_changed(row, "NOTE_EDITED",
-                                                                                          principal, at)])
+                                                                                          principal, at)],
+                                                           sealed_text=protected.get(SEALED_TEXT))
         if written is not None:
             _audit(context, row, "text", row["text"], body)
             await _relay(context, written)

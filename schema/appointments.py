@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from access.sensitive_text import shown_text
 from resolvers import appointments as appointment_rules
 from resolvers import calendar as calendar_rules
 
@@ -22,17 +23,23 @@ class Appointment:
     customer_id: strawberry.ID | None
     at: datetime
     channel: str = strawberry.field(description="Where it takes place: BRANCH, CALL_CENTER, ONLINE or MOBILE.")
-    note: str | None = strawberry.field(description="The employee's note; never sent to the customer.")
     employee: str = strawberry.field(description="Who booked it (their username).")
     created_at: datetime
     notified: bool = strawberry.field(description=(
         "Whether a `notification.requested` (template `appointment`) to the customer's phone was sent; false when "
         "the case has no phone for its customer, who must then be told another way."))
 
+    stored: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(description="The employee's note; never sent to the customer.")
+    def note(self, info: Info) -> str | None:
+        return shown_text(info.context, "Appointment.note", self.stored, ["note"], self.stored.get("note"),
+                          appointment_rules.appointment_aad(str(self.id)))
+
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Appointment:
         return cls(id=doc["_id"], case_id=doc["caseId"], customer_id=doc.get("customerId"), at=doc["at"],
-                   channel=doc["channel"], note=doc.get("note"), employee=doc["employee"],
+                   channel=doc["channel"], employee=doc["employee"], stored=doc,
                    created_at=doc["createdAt"], notified=doc["notified"])
 
 

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from access.sensitive_text import entry_aad, shown_text, shown_tree, text_aad
 from resolvers import cases as case_rules
 from resolvers import incidents as incident_rules
 from resolvers import terms as terms_rules
@@ -46,15 +47,23 @@ class HistoryEntry:
     actor: Actor
     channel: str | None
     at: datetime
-    summary: str
-    details: JSON | None
+    stored: strawberry.Private[dict[str, Any]]
+
+    # Free text: a PESEL or phone in it was redacted at ingest; the policy decides who reads it back.
+    @strawberry.field
+    def summary(self, info: Info) -> str:
+        return shown_text(info.context, "HistoryEntry.summary", self.stored, ["summary"], self.stored["summary"],
+                          entry_aad(self.stored))
+
+    @strawberry.field
+    def details(self, info: Info) -> JSON | None:
+        return shown_tree(info.context, "HistoryEntry.details", self.stored, "details", entry_aad(self.stored))
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> HistoryEntry:
         actor = doc["actor"]
         return cls(
-            id=doc["id"], kind=doc["kind"], channel=doc.get("channel"), at=doc["at"], summary=doc["summary"],
-            details=doc.get("details"),
+            id=doc["id"], kind=doc["kind"], channel=doc.get("channel"), at=doc["at"], stored=doc,
             actor=Actor(type=ActorType(actor["type"]), id=actor["id"], name=actor.get("name")),
         )
 
@@ -107,7 +116,6 @@ class Incident:
     id: strawberry.ID
     case_id: strawberry.ID
     kind: str
-    message: str | None
     service: str | None
     retryable: bool | None
     at: datetime | None
@@ -117,6 +125,11 @@ class Incident:
     last_retry_at: datetime | None
     stored: strawberry.Private[dict[str, Any]]
 
+    @strawberry.field
+    def message(self, info: Info) -> str | None:
+        return shown_text(info.context, "Incident.message", self.stored, ["message"], self.stored.get("message"),
+                          text_aad("cases", self.case_id, "incidents", str(self.id)))
+
     @strawberry.field(description="NONE, PENDING_RETRY, RESOLVED (the engine said so), FAILED_AGAIN (the engine "
                                   "raised it again) or TIMED_OUT (no answer within INCIDENT_RETRY_TIMEOUT_SECONDS).")
     def retry_state(self, info: Info) -> str:
@@ -125,7 +138,7 @@ class Incident:
     @classmethod
     def from_doc(cls, doc: dict[str, Any], case_id: str) -> Incident:
         return cls(
-            id=doc["id"], case_id=case_id, kind=doc.get("kind") or "", message=doc.get("message"),
+            id=doc["id"], case_id=case_id, kind=doc.get("kind") or "",
             service=doc.get("service"), retryable=doc.get("retryable"), at=doc.get("at"), state=doc["state"],
             # Incidents stored before attempts were counted had been raised once.
             attempts=doc.get("attempts") or (1 if doc.get("kind") else 0),
@@ -155,10 +168,17 @@ class Consent:
     id: strawberry.ID
     participant_id: strawberry.ID | None
     kind: str | None
-    text: str | None
     required: bool | None
     state: str = strawberry.field(description="REQUESTED until the participant answers, then GRANTED or DECLINED.")
     answered_at: datetime | None = strawberry.field(default=None, description="When the participant answered.")
+    case_id: strawberry.Private[str] = ""
+    stored: strawberry.Private[dict[str, Any] | None] = None
+
+    @strawberry.field
+    def text(self, info: Info) -> str | None:
+        stored = self.stored or {}
+        return shown_text(info.context, "Consent.text", stored, ["text"], stored.get("text"),
+                          text_aad("cases", self.case_id, "consents", str(self.id)))
 
 
 @strawberry.type
@@ -179,6 +199,12 @@ class Offer:
         return cls(case_id=case_id, **{name: doc.get(stored) for name, stored in _OFFER})
 
 
+def consent_items(docs: list[dict[str, Any]], case_id: str) -> list[Consent]:
+    """Consents from stored dicts; each keeps its stored form, whose free text the policy reveals."""
+    return [Consent(**{name: doc.get(stored) for name, stored in _CONSENT}, case_id=case_id, stored=doc)
+            for doc in docs]
+
+
 def _items(cls: type, docs: list[dict[str, Any]], names: tuple[str, ...]) -> list[Any]:
     """Build list items from stored dicts; stored names are camelCase, Python names snake_case."""
     return [cls(**{name: doc.get(stored) for name, stored in names}) for doc in docs]
@@ -196,7 +222,7 @@ _DOCUMENT = _fields("id", "name", "kind", "status", "participant_id", "url", "re
                     "sha256", "uploaded_at")
 _PROCESS = _fields("engine", "definition_key", "instance_id", "bpmn_url")
 _FORM = _fields("id", "key", "name", "url", "status")
-_CONSENT = _fields("id", "participant_id", "kind", "text", "required", "state", "answered_at")
+_CONSENT = _fields("id", "participant_id", "kind", "required", "state", "answered_at")
 _OFFER = _fields("id", "product_code", "name", "amount", "currency", "rate", "term_months", "valid_until", "status")
 
 
@@ -204,7 +230,6 @@ _OFFER = _fields("id", "product_code", "name", "amount", "currency", "rate", "te
 class Case:
     id: strawberry.ID
     case_type: str
-    title: str
     status: str
     stage: str | None
     channel: str
@@ -221,7 +246,7 @@ class Case:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Case:
         return cls(
-            id=doc.get("_id") or doc["id"], case_type=doc["caseType"], title=doc["title"], status=doc["status"],
+            id=doc.get("_id") or doc["id"], case_type=doc["caseType"], status=doc["status"],
             stage=doc.get("stage"), channel=doc["channel"], branch=doc.get("branch"),
             source_system=doc["sourceSystem"], created_at=doc["createdAt"], updated_at=doc["updatedAt"],
             closed_at=doc.get("closedAt"), outcome=doc.get("outcome"), version=doc["version"],
@@ -232,6 +257,10 @@ class Case:
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Case | None:
         doc = await case_rules.get_case(info.context, id)
         return cls.from_doc(doc) if doc else None
+
+    @strawberry.field
+    def title(self, info: Info) -> str:
+        return shown_text(info.context, "Case.title", self.doc, ["title"], self.doc["title"], text_aad("cases", self.id))
 
     @strawberry.field
     def customer(self) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
@@ -276,7 +305,7 @@ class Case:
 
     @strawberry.field
     def consents(self) -> list[Consent]:
-        return _items(Consent, self.doc.get("consents", []), _CONSENT)
+        return consent_items(self.doc.get("consents", []), self.id)
 
     @strawberry.field
     def offers(self) -> list[Offer]:

@@ -7,19 +7,26 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from access.sensitive_text import shown_text
 from resolvers import notes as note_rules
 
 
 @strawberry.type
 class NoteVersion:
-    text: str
     at: datetime
+    note_id: strawberry.Private[str]
+    stored: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field
+    def text(self, info: Info) -> str:
+        return shown_text(info.context, "NoteVersion.text", self.stored, ["text"], self.stored["text"],
+                          note_rules.note_aad(self.note_id))
 
 
 @strawberry.type
 class Note:
     id: strawberry.ID
-    text: str
+    stored: strawberry.Private[dict[str, Any]]
     author: str = strawberry.field(description="The author's username.")
     channel: str | None
     at: datetime = strawberry.field(description="When the note was added.")
@@ -28,11 +35,17 @@ class Note:
     customer_id: strawberry.ID
     versions: list[NoteVersion] = strawberry.field(description="Its earlier texts, oldest first.")
 
+    # A PESEL or phone in a note was redacted when written; the policy decides who reads it back.
+    @strawberry.field
+    def text(self, info: Info) -> str:
+        return shown_text(info.context, "Note.text", self.stored, ["text"], self.stored["text"],
+                          note_rules.note_aad(self.id))
+
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Note:
-        return cls(id=doc["_id"], text=doc["text"], author=doc["author"], channel=doc.get("channel"), at=doc["at"],
+        return cls(id=doc["_id"], stored=doc, author=doc["author"], channel=doc.get("channel"), at=doc["at"],
                    edited_at=doc.get("editedAt"), case_id=doc.get("caseId"), customer_id=doc["customerId"],
-                   versions=[NoteVersion(text=v["text"], at=v["at"]) for v in doc.get("versions") or ()])
+                   versions=[NoteVersion(at=v["at"], note_id=doc["_id"], stored=v) for v in doc.get("versions") or ()])
 
 
 @strawberry.type

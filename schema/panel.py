@@ -17,7 +17,7 @@ from resolvers import panel_uploads as upload_rules
 from resolvers import panel_case as panel_rules
 from resolvers import panel_live as live_rules
 from resolvers import panel_signin as signin_rules
-from schema.cases import _CONSENT, _DOCUMENT, CaseFilter, Consent, Document, HistoryEntry, _items
+from schema.cases import _DOCUMENT, CaseFilter, Consent, Document, HistoryEntry, _items, consent_items
 from schema.connections import Connection, connection_from_page
 from schema.tasks import Task
 
@@ -74,7 +74,7 @@ class PanelCase:
             status=view["status"], status_text=view["statusText"], stage=view["stage"], stage_text=view["stageText"],
             next_steps=view["nextSteps"], participant=PanelParticipant(**view["participant"]),
             actions=[Task.from_doc(task, view["caseId"]) for task in view["actions"]],
-            consents=_items(Consent, view["consents"], _CONSENT), documents=_items(Document, view["documents"], _DOCUMENT),
+            consents=consent_items(view["consents"], view["caseId"]), documents=_items(Document, view["documents"], _DOCUMENT),
             others=[PanelProgress(role=o["role"], role_text=o["roleText"], consents_given=o["consentsGiven"],
                                   documents_complete=o["documentsComplete"], actions_complete=o["actionsComplete"],
                                   summary=o["summary"]) for o in view["others"]],
@@ -134,7 +134,7 @@ class PanelMutations:
     @strawberry.mutation(description="Gives (granted: true) or declines one of my consents; sends consent.recorded.")
     async def panel_give_consent(self, info: Info, consent_id: strawberry.ID, granted: bool) -> Consent:
         consent = await action_rules.give_consent(info.context, consent_id, granted)
-        return _items(Consent, [consent], _CONSENT)[0]
+        return consent_items([consent], str(consent.get("caseId") or ""))[0]
 
     @strawberry.mutation(description="Completes one of my actions with `input`; the action is COMPLETION_REQUESTED "
                                      "until the bank's process confirms it (task.completion_requested).")

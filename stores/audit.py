@@ -409,8 +409,17 @@ def _utc_millis(moment: datetime) -> datetime:
     return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
 
 
+# Every text in a record is bounded (issue 11: an 8 KB header once went into the trail as it came). Values taken from
+# request headers or named by the client get tight bounds; any other text at most MAX_TEXT characters.
+MAX_TEXT = 2_000
+TEXT_BOUNDS = {"channel": 64, "remote": 64, "operation": 200, "actor": 256, "actorName": 256, "reason": 500,
+               "requestId": 128, "action": 64, "outcome": 32}
+TRUNCATED = "…[truncated]"
+
+
 def _validated(entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry as it will be stored: required fields present, dates in UTC milliseconds, lists not tuples."""
+    """The entry as it will be stored: required fields present, dates in UTC milliseconds, lists not tuples, every
+    text valid UTF-8 and bounded (TEXT_BOUNDS, MAX_TEXT)."""
     missing = [name for name in REQUIRED if entry.get(name) in (None, "")]
     if missing:
         raise ValueError(f"audit record: missing {', '.join(missing)}")
@@ -420,6 +429,13 @@ def _validated(entry: dict[str, Any]) -> dict[str, Any]:
     if reserved:
         raise ValueError(f"audit record: {', '.join(reserved)} are set by the store")
     return _storable(entry, "")
+
+
+def _bounded_text(value: str, path: str) -> str:
+    # A header decoded with surrogateescape carries lone surrogates, which neither BSON nor the hash can encode.
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    limit = TEXT_BOUNDS.get(path, MAX_TEXT)
+    return text if len(text) <= limit else text[:limit - len(TRUNCATED)] + TRUNCATED
 
 
 def _storable(value: Any, path: str) -> Any:
@@ -432,6 +448,8 @@ def _storable(value: Any, path: str) -> Any:
         return {key: _storable(item, f"{path}.{key}" if path else key) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_storable(item, path) for item in value]
-    if value is None or isinstance(value, (str, bool, int, float, bytes)):
+    if isinstance(value, str):
+        return _bounded_text(value, path)
+    if value is None or isinstance(value, (bool, int, float, bytes)):
         return value
     raise ValueError(f"audit record: {path} has a value of type {type(value).__name__} that cannot be stored")

@@ -74,6 +74,11 @@ class CaseStore:
         self._cases = db.collection(COLLECTION)
         self._cipher = cipher
 
+    @property
+    def cipher(self) -> FieldCipher:
+        """The cipher the case's sealed fields use (writers seal free text with it before staging their effects)."""
+        return self._cipher
+
     async def ensure_indexes(self) -> None:
         await self._cases.create_indexes(INDEXES)
 

@@ -21,7 +21,9 @@ INDEXES = [
     # A case's history, newest first, and the customer timeline over several cases (a merge of their ranges).
     IndexModel([("caseId", DESCENDING), ("at", DESCENDING), ("id", DESCENDING)], name="case_newest"),
 ]
-_ENTRY = {"_id": 0, "id": 1, "caseId": 1, "kind": 1, "actor": 1, "channel": 1, "at": 1, "summary": 1, "details": 1}
+_ENTRY = {"_id": 0, "id": 1, "caseId": 1, "kind": 1, "actor": 1, "channel": 1, "at": 1, "summary": 1, "details": 1,
+          # What free text had redacted, sealed under the event's id (access/sensitive_text.py).
+          "eventId": 1, "sealedText": 1}
 
 
 class HistoryStore:

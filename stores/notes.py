@@ -73,14 +73,17 @@ class NoteStore:
             {"customerId": {"$in": list(customer_ids)}, "caseId": None, **_LIVE}).sort(_NEWEST_FIRST).to_list(None)
         return _by("customerId", rows)
 
-    async def change_text(self, row: dict[str, Any], text: str, at: datetime,
-                          staged: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    async def change_text(self, row: dict[str, Any], text: str, at: datetime, staged: Sequence[dict[str, Any]],
+                          sealed_text: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
         """Replace the text of `row` as read (its `version`), keeping the old text in `versions`; the row as
-        written, or None when it changed or was deleted meanwhile."""
+        written, or None when it changed or was deleted meanwhile. `sealed_text`: the sealed originals of what the
+        new text had redacted (access/sensitive_text.py); the old text's go with it into `versions`."""
         previous = {"text": row["text"], "at": row.get("editedAt") or row["at"]}
+        if row.get("sealedText"):
+            previous["sealedText"] = row["sealedText"]
         return await self._notes.find_one_and_update(
             {"_id": row["_id"], "version": row["version"], **_LIVE},
-            {"$set": {"text": text, "editedAt": at, "stagedAt": at},
+            {"$set": {"text": text, "editedAt": at, "stagedAt": at, "sealedText": sealed_text or []},
              "$push": {"versions": previous, "outbox": {"$each": list(staged)}}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
