@@ -4,8 +4,10 @@ that cannot be recorded is not served. Read back through `auditTrail` as an audi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -216,11 +218,20 @@ PAGE = """query ($after: String) { auditTrail(actor: "anonymous", first: 2, afte
   pageInfo { hasNextPage endCursor } edges { node { id reason } } } }"""
 
 
+def _jws(header: dict[str, str]) -> str:
+    """A compact JWS with this header, a harmless payload and a signature nobody made."""
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+    return f"{part(header)}.{part({'sub': 'someone'})}.c2lnbmF0dXJl"
+
+
 async def test_an_auditor_pages_through_the_trail_newest_first_and_a_forged_cursor_is_refused(
     client: TestClient, services: Services,
 ) -> None:
-    for n in range(5):
-        await post(client, "{ me { id } }", {"Authorization": "Bearer nonsense", "X-Audit-Reason": f"try {n}"})
+    # Five refusals for five reasons: each is a kind of its own, so none is folded into an aggregate record.
+    for n, header in enumerate(({"alg": "HS256"}, {"alg": "none"}, {"alg": "RS256"}, {"alg": "RS256", "kid": "k" * 200},
+                                {"alg": "RS256", "kid": "nobody-issued-this"})):
+        await post(client, "{ me { id } }", {"Authorization": f"Bearer {_jws(header)}", "X-Audit-Reason": f"try {n}"})
 
     seen, after = [], None
     while True:
@@ -231,7 +242,10 @@ async def test_an_auditor_pages_through_the_trail_newest_first_and_a_forged_curs
         after = page["pageInfo"]["endCursor"]
 
     writer = services.audit.writer
-    assert seen == [{"id": f"{writer}:{n:012d}", "reason": "invalid token: malformed"} for n in (5, 4, 3, 2, 1)]
+    assert [node["id"] for node in seen] == [f"{writer}:{n:012d}" for n in (5, 4, 3, 2, 1)]
+    assert [node["reason"] for node in seen] == [
+        "invalid token: unknown key", "invalid token: key id too long", "invalid token: missing key id",
+        "invalid token: algorithm", "invalid token: signature"]
     refused = await post(client, PAGE, AUDITOR, {"after": "bm90IGEgY3Vyc29y"})
     assert [(e["message"], e["extensions"]["code"]) for e in refused["errors"]] == [
         ("after: not a cursor issued by this API", "BAD_USER_INPUT")]
