@@ -122,6 +122,7 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         await services.panel.ensure_indexes()
         await services.lookups.ensure_indexes()
         await move_embedded_history(database, services.history, services.tasks)
+        await services.events.rekey_parked()
         await index_participant_pesels(database, services.cipher)
         await services.verifier.start()
         if kafka is not None:

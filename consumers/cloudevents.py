@@ -1,22 +1,30 @@
 """CloudEvents 1.0 envelopes (structured JSON or binary `ce_*` headers) into validated case events."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
+from consumers.bounds import bounds_problem
 from consumers.event_types import DATA_MODELS, INTERNAL_DATA_MODELS, Data
 from consumers.storable import storage_problem
+from stores.events import Identity, event_key
+
+log = logging.getLogger(__name__)
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 # The `source` of every CloudEvent the repository writes (its own events, state changes, commands).
 SOURCE = "case-repository"
 _REQUIRED = ("specversion", "id", "source", "type", "subject")
 MAX_SEQUENCE_DIGITS = 18
+# A `time` later than this ahead of the repository's clock is refused: ordered by time, such an event would set
+# its fields for good (every real later event would look older). A day covers any producer's clock skew.
+MAX_TIME_AHEAD = timedelta(days=1)
 
 
 class InvalidEvent(Exception):
@@ -26,6 +34,10 @@ class InvalidEvent(Exception):
         super().__init__(reason)
         self.reason = reason
         self.event_id = event_id
+
+
+# (source, id): what makes an event itself, as CloudEvents defines it.
+EventIdentity = Identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,16 @@ class CaseEvent:
     envelope: dict[str, Any]
 
     @property
+    def identity(self) -> EventIdentity:
+        """What makes an event itself (CloudEvents: `source` + `id`): duplicates are detected by it."""
+        return (self.source, self.id)
+
+    @property
+    def key(self) -> str:
+        """The identity as one string, the `_id` of its journal record and history row."""
+        return event_key(self.source, self.id)
+
+    @property
     def order(self) -> list[Any]:
         """Newer events have a larger order; the event id breaks ties so every replica agrees."""
         if self.sequence is not None:
@@ -48,7 +70,7 @@ class CaseEvent:
         return [int(self.time.timestamp() * 1_000_000), self.id]
 
 
-def _parse_time(value: Any) -> datetime:
+def _parse_time(value: Any, *, received: bool) -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -60,7 +82,15 @@ def _parse_time(value: Any) -> datetime:
         raise InvalidEvent("time: must be an RFC 3339 string")
     if moment.tzinfo is None:
         raise InvalidEvent("time: must carry a UTC offset")
-    return to_millisecond(moment.astimezone(timezone.utc))
+    try:
+        # 9999-12-31T23:59:59-23:59 is a valid timestamp whose UTC form is past year 9999.
+        utc = moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as error:
+        raise InvalidEvent(f"time: outside the years 1 to 9999 in UTC ({value!s:.64})") from error
+    if received and utc > datetime.now(timezone.utc) + MAX_TIME_AHEAD:
+        raise InvalidEvent(f"time: more than {MAX_TIME_AHEAD.days} day ahead of the repository's clock "
+                           f"({utc.isoformat()})")
+    return to_millisecond(utc)
 
 
 def to_millisecond(moment: datetime) -> datetime:
@@ -87,9 +117,23 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_envelope(envelope: Mapping[str, Any], *, internal: bool = False) -> CaseEvent:
+def parse_envelope(envelope: Mapping[str, Any], *, internal: bool = False, received: bool = True) -> CaseEvent:
     """Validate a structured CloudEvent (already decoded from JSON). `internal`: also the repository's own event
-    types (read back from its journal); producers' events never are."""
+    types (read back from its journal); producers' events never are. `received`: arriving now, so bounded in
+    length and time; False for an event read back from the journal, checked when it arrived.
+
+    Whatever the envelope holds, the outcome is a CaseEvent or an InvalidEvent: an error of any other kind
+    would look like an outage to the ingest loop, which would then retry the same message for ever."""
+    try:
+        return _parse_envelope(envelope, internal=internal, received=received)
+    except InvalidEvent:
+        raise
+    except Exception as error:  # noqa: BLE001 - one event's fault, never a reason to stop its partition
+        log.exception("event could not be read")
+        raise InvalidEvent(f"event: cannot be read ({type(error).__name__})") from error
+
+
+def _parse_envelope(envelope: Mapping[str, Any], *, internal: bool, received: bool) -> CaseEvent:
     if not isinstance(envelope, Mapping):
         raise InvalidEvent("event: a CloudEvent must be a JSON object")
     event_id = envelope.get("id") if isinstance(envelope.get("id"), str) else None
@@ -99,6 +143,8 @@ def parse_envelope(envelope: Mapping[str, Any], *, internal: bool = False) -> Ca
         value = envelope.get(name)
         if not isinstance(value, str) or not value.strip():
             raise InvalidEvent(f"{name}: required, a non-empty string", event_id)
+    if received and (problem := bounds_problem(envelope)) is not None:
+        raise InvalidEvent(problem, event_id if len(event_id or "") <= 256 else None)
     if envelope["specversion"] != "1.0":
         raise InvalidEvent(f"specversion: only 1.0 is supported, got {envelope['specversion']!r}", event_id)
     content_type = envelope.get("datacontenttype")
@@ -108,7 +154,7 @@ def parse_envelope(envelope: Mapping[str, Any], *, internal: bool = False) -> Ca
     if model is None:
         raise InvalidEvent(f"type: unknown event type {envelope['type']!r}", event_id)
     try:
-        time = _parse_time(envelope["time"]) if envelope.get("time") is not None else None
+        time = _parse_time(envelope["time"], received=received) if envelope.get("time") is not None else None
         sequence = _parse_sequence(envelope.get("sequence"))
     except InvalidEvent as error:
         raise InvalidEvent(error.reason, event_id) from error
@@ -137,17 +183,40 @@ def _decode_json(value: bytes | None, what: str) -> Any:
         raise InvalidEvent(f"{what}: not valid JSON ({error})") from error
 
 
+def _header_text(name: str, raw: Any) -> str:
+    if raw is None:
+        raise InvalidEvent(f"header {name}: has no value")
+    if not isinstance(raw, bytes):
+        raise InvalidEvent(f"header {name}: not bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidEvent(f"header {name}: not valid UTF-8 (byte {error.start})") from error
+
+
 def parse_kafka_message(
-    value: bytes | None, headers: Iterable[tuple[str, bytes]], key: bytes | None = None
+    value: bytes | None, headers: Iterable[tuple[str, bytes | None]] | None, key: bytes | None = None
 ) -> CaseEvent:
-    """Structured mode unless the message carries `ce_*` headers (binary mode)."""
-    header_map = {name.lower(): raw for name, raw in headers or ()}
+    """Structured mode unless the message carries `ce_*` headers (binary mode). Anything unusable about the
+    message — its value, headers or key — is an InvalidEvent, never another error."""
+    try:
+        return _parse_kafka_message(value, headers, key)
+    except InvalidEvent:
+        raise
+    except Exception as error:  # noqa: BLE001 - see parse_envelope
+        log.exception("message could not be read")
+        raise InvalidEvent(f"message: cannot be read ({type(error).__name__})") from error
+
+
+def _parse_kafka_message(
+    value: bytes | None, headers: Iterable[tuple[str, bytes | None]] | None, key: bytes | None
+) -> CaseEvent:
+    header_map = {str(name).lower(): raw for name, raw in headers or ()}
     if "ce_specversion" in header_map:
         envelope: dict[str, Any] = {
-            name[3:]: raw.decode("utf-8", "replace") for name, raw in header_map.items()
-            if name.startswith("ce_")
+            name[3:]: _header_text(name, raw) for name, raw in header_map.items() if name.startswith("ce_")
         }
-        content_type = header_map.get("content-type", b"application/json").decode("utf-8", "replace")
+        content_type = _header_text("content-type", header_map.get("content-type", b"application/json"))
         if content_type.split(";")[0].strip() != "application/json":
             raise InvalidEvent(f"content-type: binary mode data must be application/json, got {content_type!r}")
         envelope["data"] = _decode_json(value, "data")
@@ -155,5 +224,5 @@ def parse_kafka_message(
         envelope = _decode_json(value, "event")
     event = parse_envelope(envelope)
     if key is not None and key.decode("utf-8", "replace") != event.case_id:
-        raise InvalidEvent(f"key: the Kafka key {key!r} is not the case id {event.case_id!r}", event.id)
+        raise InvalidEvent(f"key: the Kafka key {key[:128]!r} is not the case id {event.case_id!r}", event.id)
     return event

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from consumers.cloudevents import CaseEvent, InvalidEvent, parse_kafka_message
@@ -121,7 +120,8 @@ class IngestConsumer:
         while not self._stopping.is_set():
             try:
                 batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
-            except KafkaError:
+            except Exception:  # noqa: BLE001 - a broker error, or a record the client cannot decode: the loop
+                # outlives both (what was fetched is fetched again), or /readyz would turn 503 for good.
                 log.exception("fetching from case-events failed; backing off", extra={"backoff_s": self._backoff})
                 await self._back_off()
                 continue
@@ -167,6 +167,10 @@ class IngestConsumer:
                     valid.append((message, parse_kafka_message(message.value, message.headers, message.key)))
                 except InvalidEvent as error:
                     refused.append(_Refused(message, error.reason, "invalid"))
+                except Exception as error:  # noqa: BLE001 - parse_kafka_message should say InvalidEvent; if it
+                    # does not, the message is still the message's fault: rewinding would retry it for ever.
+                    log.exception("message could not be read; dead-lettering it")
+                    refused.append(_Refused(message, f"message: cannot be read ({type(error).__name__})", "invalid"))
         refused += await self._ingest(valid)
         # Dead letters go out only once the store has the batch, so a retried batch does not repeat them.
         for refusal in refused:
@@ -222,7 +226,19 @@ class IngestConsumer:
             ("dlq_topic", message.topic.encode()), ("dlq_partition", str(message.partition).encode()),
             ("dlq_offset", str(message.offset).encode()),
         ]
-        await self._dead_letters.record(
-            message.value, refusal.reason, origin="kafka", headers=[*(message.headers or ()), *origin_headers],
-            key=message.key, reason_class=refusal.reason_class,
-        )
+        try:
+            await self._dead_letters.record(
+                message.value, refusal.reason, origin="kafka", headers=[*(message.headers or ()), *origin_headers],
+                key=message.key, reason_class=refusal.reason_class,
+            )
+        except Exception as error:
+            if can_retry(error):
+                raise
+            # The message's own headers may be what the DLQ cannot take (a header without a value): the letter
+            # goes without them rather than hold its partition back.
+            log.exception("dead letter refused with its headers; sending it without them",
+                          extra={"reason": failure_reason(error)})
+            await self._dead_letters.record(
+                message.value, f"{refusal.reason}; its headers were not kept ({failure_reason(error)})",
+                origin="kafka", headers=origin_headers, key=message.key, reason_class=refusal.reason_class,
+            )

@@ -6,8 +6,10 @@ round trip, retry the cases whose guard failed. Everything else a write implies 
 rows of its events, task rows, the `case.state_changed` message, its audit record — is staged inside the same
 document and relayed right after (consumers/staging.py), so a crash at any point loses none of it.
 
-An event is a duplicate if its id is staged in its case or journaled as applied: one read by id, whatever the
-case's age, so the cost of an event does not grow with its case's history.
+An event is itself by its CloudEvents identity (`source`, `id`): a duplicate if that pair is staged in its case
+or journaled as applied (one read by key, whatever the case's age, so the cost of an event does not grow with
+its case's history). Another producer's event with the same id is another event: applied, parked and retired on
+its own.
 """
 from __future__ import annotations
 
@@ -26,10 +28,9 @@ from access.sensitive_text import protect_applied
 from consumers import incident_retry, lifecycle, panel_acts
 from consumers.apply import apply_event, new_case
 from consumers.changes import field_changes
-from consumers.cloudevents import CaseEvent, parse_envelope
+from consumers.cloudevents import CaseEvent, EventIdentity, parse_envelope
 from consumers.publication import StateChange, state_event
-from consumers.staging import (Staging, audit_effect, event_effect, staged_event_ids, task_effect,
-                               visibility_effect)
+from consumers.staging import Staging, audit_effect, event_effect, task_effect, visibility_effect
 from errors import Conflict
 from stores.case_scope import EVERYTHING
 from stores.cases import CaseStore, CaseWrite
@@ -41,6 +42,9 @@ EVENTS_INGESTED = Counter(
     "case_repository_events_total", "Inbound case events by outcome", ["outcome"],
 )
 MAX_ATTEMPTS = 10
+# A `sequence` more than this ahead of the highest order a case has seen is refused: it would set its fields for
+# good, every real later event of the producer looking older.
+MAX_SEQUENCE_AHEAD = 1_000_000
 RETRY_BACKOFF_SECONDS = 0.002
 # The repository's own events that ask another system to act: the command is staged with the event's write.
 _COMMANDS = {incident_retry.RETRY_REQUESTED: incident_retry.command, **panel_acts.COMMANDS}
@@ -73,7 +77,7 @@ class Deliverer:
 class _Round:
     """What one pass over a batch decided, before it is written."""
 
-    results: dict[str, IngestResult] = field(default_factory=dict)
+    results: dict[EventIdentity, IngestResult] = field(default_factory=dict)
     writes: list[CaseWrite] = field(default_factory=list)
     to_park: list[CaseEvent] = field(default_factory=list)
     # Read with effects a stopped writer staged and nothing new to write: relayed as they are.
@@ -81,7 +85,29 @@ class _Round:
 
 
 def _journal_record(event: CaseEvent) -> dict[str, Any]:
-    return {"id": event.id, "caseId": event.case_id, "type": event.type, "order": event.order}
+    return {"id": event.id, "source": event.source, "caseId": event.case_id, "type": event.type,
+            "order": event.order}
+
+
+def _staged_identities(doc: dict[str, Any]) -> set[tuple[str | None, str]]:
+    """Events applied to the case whose journal records may not be written yet; one staged before sources were
+    kept has None for its source (it still names an event of this case)."""
+    return {(e["journal"].get("source"), e["journal"]["id"]) for e in doc.get("outbox") or () if e["kind"] == "event"}
+
+
+def _known(event: CaseEvent, seen: set[tuple[str | None, str]]) -> bool:
+    return event.identity in seen or (None, event.id) in seen
+
+
+def _sequence_too_far(state: dict[str, Any], event: CaseEvent) -> str | None:
+    """Why a `sequence` far beyond the case's highest order is refused (None when it is not)."""
+    if event.sequence is None:
+        return None
+    orders = [o[0] for o in (state.get("stamps") or {}).values() if isinstance(o, list) and o and isinstance(o[0], int)]
+    if orders and event.sequence > max(orders) + MAX_SEQUENCE_AHEAD:
+        return (f"sequence: {event.sequence} is more than {MAX_SEQUENCE_AHEAD} ahead of the highest order the case "
+                f"has seen ({max(orders)})")
+    return None
 
 
 def _with_staged_tasks(doc: dict[str, Any]) -> None:
@@ -109,7 +135,7 @@ class EventPipeline:
     async def ingest(self, events: Sequence[CaseEvent], *, actor: Deliverer | str = "system") -> list[IngestResult]:
         """Apply a batch; every event gets a result, in input order. Store errors propagate unchanged."""
         deliverer = actor if isinstance(actor, Deliverer) else Deliverer(actor)
-        results: dict[str, IngestResult] = {}
+        results: dict[EventIdentity, IngestResult] = {}
         pending = list(events)
         for attempt in range(MAX_ATTEMPTS):
             pending = await self._ingest_once(pending, results, deliverer)
@@ -121,17 +147,17 @@ class EventPipeline:
         else:
             raise Conflict(f"cases {sorted({e.case_id for e in pending})} kept changing under the pipeline")
         answered: list[IngestResult] = []
-        seen: set[str] = set()
+        seen: set[EventIdentity] = set()
         for event in events:
-            # A second copy of an id in the same batch is a redelivery like any other.
-            result = results[event.id] if event.id not in seen else IngestResult(
+            # A second copy of an event in the same batch is a redelivery like any other.
+            result = results[event.identity] if event.identity not in seen else IngestResult(
                 event.id, event.case_id, IngestStatus.DUPLICATE)
-            seen.add(event.id)
+            seen.add(event.identity)
             answered.append(result)
             EVENTS_INGESTED.labels(result.status.value.lower()).inc()
         return answered
 
-    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[str, IngestResult],
+    async def _ingest_once(self, events: Sequence[CaseEvent], results: dict[EventIdentity, IngestResult],
                            deliverer: Deliverer) -> list[CaseEvent]:
         """One pass over the batch; returns the events to run again (lost races, late parked events)."""
         by_case: dict[str, list[CaseEvent]] = {}
@@ -140,14 +166,14 @@ class EventPipeline:
         docs = await self._cases.get_for_update(by_case)
         for doc in docs.values():
             _with_staged_tasks(doc)
-        staged = {case_id: staged_event_ids(doc) for case_id, doc in docs.items()}
-        journaled = await self._events.applied_ids(
-            e.id for e in events if e.id not in staged.get(e.case_id, ()))
+        staged = {case_id: _staged_identities(doc) for case_id, doc in docs.items()}
+        journaled: set[tuple[str | None, str]] = set(await self._events.applied(
+            e for e in events if not _known(e, staged.get(e.case_id, set()))))
         creating = [cid for cid, evs in by_case.items()
                     if cid not in docs and any(e.type == "case.created" for e in evs)]
         parked: dict[str, list[CaseEvent]] = {}
         for record in await self._events.parked_for(creating):
-            parked.setdefault(record["caseId"], []).append(parse_envelope(record["envelope"]))
+            parked.setdefault(record["caseId"], []).append(parse_envelope(record["envelope"], received=False))
 
         batch = _Round()
         for case_id, case_events in by_case.items():
@@ -156,13 +182,13 @@ class EventPipeline:
                               deliverer, batch)
 
         conflicted = await self._cases.save(batch.writes)
-        to_park = list({e.id: e for e in batch.to_park}.values())
+        to_park = list({e.identity: e for e in batch.to_park}.values())
         already_known = await self._events.park([
             {**_journal_record(e), "envelope": e.envelope} for e in to_park
         ])
         for event in to_park:
-            if event.id in already_known:
-                batch.results[event.id] = IngestResult(event.id, event.case_id, IngestStatus.DUPLICATE)
+            if event.key in already_known:
+                batch.results[event.identity] = IngestResult(event.id, event.case_id, IngestStatus.DUPLICATE)
         # A case created by someone else while we parked would never pick these up: apply them now.
         created_meanwhile = (set(await self._cases.get_many({e.case_id for e in to_park}, scope=EVERYTHING))
                              if to_park else set())
@@ -181,48 +207,52 @@ class EventPipeline:
         created = [w.case["_id"] for w in writes if w.expected_version is None and w.case["_id"] not in conflicted]
         if not created:
             return []
-        return [parse_envelope(record["envelope"]) for record in await self._events.parked_for(created)]
+        return [parse_envelope(record["envelope"], received=False)
+                for record in await self._events.parked_for(created)]
 
     def _reduce_case(self, doc: dict[str, Any] | None, case_id: str, case_events: list[CaseEvent],
-                     parked: list[CaseEvent], seen: set[str], deliverer: Deliverer, batch: _Round) -> None:
+                     parked: list[CaseEvent], seen: set[tuple[str | None, str]], deliverer: Deliverer,
+                     batch: _Round) -> None:
         before = copy.deepcopy(doc) if doc else None
         state = doc
         applied: list[CaseEvent] = []
         entries: list[dict[str, Any]] = []
-        parked_ids = {e.id for e in parked}
+        parked_ids = {e.identity for e in parked}
         for event in case_events:
-            if event.id in parked_ids:
+            if event.identity in parked_ids:
                 # Delivered again while parked: the parked copy is the one applied below.
-                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.DUPLICATE)
-        fresh = [e for e in case_events if e.id not in parked_ids]
+                batch.results[event.identity] = IngestResult(event.id, case_id, IngestStatus.DUPLICATE)
+        fresh = [e for e in case_events if e.identity not in parked_ids]
         # case.created first, so the other events of the same batch need not be parked.
         ordered = sorted(fresh, key=lambda e: e.type != "case.created") + parked
         for event in ordered:
-            if event.id in seen:
-                if event.id not in parked_ids:
-                    # setdefault: the first copy of an id in this batch keeps its APPLIED.
-                    batch.results.setdefault(event.id, IngestResult(event.id, case_id, IngestStatus.DUPLICATE))
+            identity = event.identity
+            if _known(event, seen):
+                if identity not in parked_ids:
+                    # setdefault: the first copy of an event in this batch keeps its APPLIED.
+                    batch.results.setdefault(identity, IngestResult(event.id, case_id, IngestStatus.DUPLICATE))
                 continue
             if state is None and event.type != "case.created":
                 batch.to_park.append(event)
-                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.PARKED)
+                batch.results[identity] = IngestResult(event.id, case_id, IngestStatus.PARKED)
                 continue
             if state is not None and event.type == "case.created":
                 reason = f"case {case_id} already exists; case.created cannot be applied twice"
-                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
+                batch.results[identity] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
-            if state is not None and (reason := lifecycle.refusal(state, event)
+            if state is not None and (reason := _sequence_too_far(state, event)
+                                      or lifecycle.refusal(state, event)
                                       or incident_retry.refusal(state, event)
                                       or panel_acts.refusal(state, event)) is not None:
-                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
+                batch.results[identity] = IngestResult(event.id, case_id, IngestStatus.REJECTED, reason)
                 continue
             if state is None:
                 state = new_case(case_id)
             entries.append(protect_applied(state, apply_event(state, event), self._cases.cipher))
-            seen.add(event.id)
+            seen.add(identity)
             applied.append(event)
-            if event.id not in parked_ids:
-                batch.results[event.id] = IngestResult(event.id, case_id, IngestStatus.APPLIED)
+            if identity not in parked_ids:
+                batch.results[identity] = IngestResult(event.id, case_id, IngestStatus.APPLIED)
         if applied and state is not None:
             batch.writes.append(self._write(before, state, applied, entries, deliverer))
         elif doc is not None and doc.get("outbox"):
@@ -237,7 +267,8 @@ class EventPipeline:
         effects = list(state.get("outbox") or ())
         for event, entry in zip(applied, entries, strict=True):
             journal = {**_journal_record(event), "time": event.time, "sealed": self._events.sealed(event.envelope)}
-            effects.append(event_effect(journal, {**entry, "_id": event.id, "caseId": case_id}))
+            # The history row is keyed like the journal record: another producer's event of the same id has its own.
+            effects.append(event_effect(journal, {**entry, "_id": event.key, "caseId": case_id}))
             if (command := _COMMANDS.get(event.type)) is not None:
                 request = command(event, state)
                 effects.append(Message(id=request["id"], topic=COMMANDS, key=case_id, event=request).staged())

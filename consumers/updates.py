@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from consumers.publication import Published, PublishedState, published_from_event, wire_value
 from stores.outbox import UPDATES, Message
@@ -21,6 +21,10 @@ from stores.outbox import UPDATES, Message
 log = logging.getLogger(__name__)
 SUBSCRIBERS = Gauge("case_repository_live_subscribers", "Live update queues in this process")
 QUEUE_SIZE = 256
+# Messages of `case-updates` this process could not use, by reason (consumers/kafka_updates.py), and updates a
+# listener failed on ("listener_failed"): counted, logged and skipped, never the end of the loop.
+UPDATES_SKIPPED = Counter("case_repository_updates_skipped_total",
+                          "case-updates messages skipped (unusable, or a listener failed on them)", ["reason"])
 
 
 class UpdatesBus:
@@ -58,7 +62,11 @@ class UpdatesBus:
 
     def deliver(self, published: Published) -> None:
         for listener in self._listeners:
-            listener(published)
+            try:
+                listener(published)
+            except Exception:  # noqa: BLE001 - one update must not keep the others (or the subscribers) from it
+                UPDATES_SKIPPED.labels("listener_failed").inc()
+                log.exception("a listener failed on an update", extra={"case_id": published.case_id})
         is_state = isinstance(published, PublishedState)
         for queue in (*self._by_case.get(published.case_id, ()), *self._all):
             if not is_state and queue not in self._with_records:

@@ -36,7 +36,7 @@ async def get_case_as_of(context: Context, case_id: str, as_of: datetime) -> dic
         raise BadInput(f"asOf: case {case_id} was recorded before its events were kept with it, so it cannot be "
                        "rebuilt as of a moment; read it without asOf")
     envelopes = await context.services.events.applied_until(case_id, as_of)
-    case = replay(case_id, [parse_envelope(envelope, internal=True) for envelope in envelopes])
+    case = replay(case_id, [parse_envelope(envelope, internal=True, received=False) for envelope in envelopes])
     if case is None or not scope_admits(context.scope, case):
         return None
     # The journal keeps the events as they came: their free text is protected as the stored case's was.

@@ -35,8 +35,9 @@ async def test_a_redelivered_event_is_a_duplicate_and_changes_nothing(services, 
     assert await services.cases.get_for_update(["CASE-1"]) == before
     assert before["CASE-1"]["version"] == 2
     assert [e["kind"] for e in (await stored_case(services, "CASE-1"))["history"]] == ["CASE_CREATED", "TASK_CREATED"]
-    assert await _journal(database) == [{"_id": "CASE-1-e001", "status": "APPLIED"},
-                                        {"_id": "CASE-1-e002", "status": "APPLIED"}]
+    # (the journal keys an event by its CloudEvents identity, source and id)
+    assert await _journal(database) == [{"_id": '["tests/bpms","CASE-1-e001"]', "status": "APPLIED"},
+                                        {"_id": '["tests/bpms","CASE-1-e002"]', "status": "APPLIED"}]
 
 
 async def test_the_same_event_twice_in_one_batch_is_applied_once(services) -> None:
@@ -135,5 +136,5 @@ async def test_a_redelivery_after_a_crash_between_case_write_and_journal_complet
     [result] = await services.pipeline.ingest([first])
 
     assert result.status.value == "DUPLICATE"
-    journal = await database.collection("events").find({"_id": first.id}, {"status": 1, "caseId": 1}).to_list(None)
-    assert journal == [{"_id": first.id, "status": "APPLIED", "caseId": "CASE-J"}]
+    journal = await database.collection("events").find({"eventId": first.id}, {"status": 1, "caseId": 1}).to_list(None)
+    assert journal == [{"_id": f'["tests","{first.id}"]', "status": "APPLIED", "caseId": "CASE-J"}]

@@ -51,7 +51,7 @@ async def test_an_event_before_its_case_is_parked_and_applied_on_creation(servic
         "history": {"edges": [{"node": {"kind": k}} for k in
                               ("TASK_COMPLETED", "INCIDENT_RAISED", "TASK_CREATED", "CASE_CREATED")]}}}}
     assert await services.events.count_parked() == 0
-    assert await _journal(database) == {f"CASE-1-e00{n}": "APPLIED" for n in range(1, 5)}
+    assert await _journal(database) == {f'["tests/bpms","CASE-1-e00{n}"]': "APPLIED" for n in range(1, 5)}
 
 
 async def test_a_batch_with_case_created_last_parks_nothing(services) -> None:
