@@ -149,21 +149,29 @@ async def wait_for_stored_versions(store: WireStore, database: str, expected: di
                      timeout)
 
 
-def assert_each_event_once(store: WireStore, database: str, streams: dict[str, list[dict[str, Any]]]) -> None:
+def history_rows(store: WireStore, database: str, case_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each case's history row ids, sorted (a row written twice would show twice)."""
+    with store.client() as mongo:
+        return {case_id: sorted(row["id"] for row in mongo[database]["history"].find({"caseId": case_id}, {"id": 1}))
+                for case_id in case_ids}
+
+
+def assert_each_event_once(store: WireStore, database: str, streams: dict[str, list[dict[str, Any]]],
+                           other_rows: dict[str, list[str]] | None = None) -> None:
     """Read from the store as an operator would: per case, its version and status, one history row per event
-    (no more: a duplicate would be a second row) and one journal record per event id."""
+    (plus `other_rows`, e.g. a note's; a duplicate would be a second row) and one journal record per event id."""
+    assert history_rows(store, database, streams) == {
+        case_id: sorted([event["id"] for event in stream] + (other_rows or {}).get(case_id, []))
+        for case_id, stream in streams.items()}
     with store.client() as mongo:
         db = mongo[database]
         cases = {doc["_id"]: doc for doc in db["cases"].find({"_id": {"$in": list(streams)}})}
         assert {cid: (doc["version"], doc["status"]) for cid, doc in cases.items()} == {
             cid: (len(stream), stream[-1]["data"]["status"]) for cid, stream in streams.items()}
         for case_id, stream in streams.items():
-            event_ids = [event["id"] for event in stream]
-            rows = [row["id"] for row in db["history"].find({"caseId": case_id}, {"id": 1})]
-            assert sorted(rows) == sorted(event_ids), case_id
             journal = [record["_id"] for record in db["events"].find({"caseId": case_id}, {"_id": 1, "status": 1})
                        if record["status"] == "APPLIED"]
-            assert sorted(journal) == sorted(event_ids), case_id
+            assert sorted(journal) == sorted(event["id"] for event in stream), case_id
 
 
 def audit_verify(store: WireStore, database: str) -> tuple[int, dict[str, Any]]:
