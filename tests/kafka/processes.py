@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,8 +19,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from auth.dev_tokens import mint_dev_token
 from settings import Settings
+from stores.database import Database, connect
 from tests.child_process import ROOT, AppProcess, app_environment
-from tests.kafka.kit import PARTITIONS, WAIT_SECONDS, Topics, wait_until
+from tests.kafka.kit import PARTITIONS, WAIT_SECONDS, Repository, Topics, wait_until
 from tests.wire_store import WireStore
 
 # Not the public default: dev tokens are accepted on a real store only with a secret of our own.
@@ -182,3 +183,21 @@ def audit_verify(store: WireStore, database: str) -> tuple[int, dict[str, Any]]:
     if not lines:
         pytest.fail(f"audit_verify.py printed nothing (exit {done.returncode}): {done.stderr.decode()[-2000:]}")
     return done.returncode, orjson.loads(lines[-1])
+
+
+@pytest.fixture
+async def store_connections(wire_store: WireStore, repository: Repository) -> AsyncIterator[Callable[[], Database]]:
+    """Opens connections to one database on the test's wire store, one per in-process instance, as separate
+    processes would have: what one instance wrote, another reads back from the store process, not from a shared
+    object. Instances are stopped before the connections close."""
+    opened: list[Database] = []
+    name = f"case_repository_{uuid.uuid4().hex[:8]}"
+
+    def open_connection() -> Database:
+        opened.append(connect(wire_store.uri, name))
+        return opened[-1]
+
+    yield open_connection
+    await repository.stop_all()
+    for database in opened:
+        database.close()
