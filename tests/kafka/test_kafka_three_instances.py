@@ -8,13 +8,11 @@ outside: the store through a driver of its own, each app's /metrics and log, a g
 """
 from __future__ import annotations
 
-import uuid
-
 import aiohttp
 import pytest
 
 from tests.child_process import AppProcess
-from tests.kafka.kit import PARTITIONS, KafkaProbe, Topics, Broker, case_stream, interleave, wait_for, wait_until
+from tests.kafka.kit import PARTITIONS, Broker, KafkaProbe, Topics, case_stream, interleave, wait_for, wait_until
 from tests.kafka.processes import (
     app_env, applied_by, assert_each_event_once, audit_verify, partition_of, pushes_until, start_apps, subscribed,
     wait_for_split, wait_for_stored_versions,
