@@ -37,7 +37,7 @@ from stores.appointments import AppointmentStore
 from stores.audit import AuditStore
 from stores.calendar import CalendarStore
 from stores.cases import CaseStore
-from stores.database import Database, connect
+from stores.database import Database, connect, write_concern_w
 from stores.dead_letters import DeadLetterStore
 from stores.document_contents import DocumentContentStore
 from stores.events import EventStore
@@ -104,7 +104,9 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         check_startup(settings)
     owns_database = database is None
     tracing = start_tracing(settings)  # before the store and Kafka clients exist, so their calls are traced
-    database = database or connect(settings.mongodb_uri, settings.mongodb_database)
+    database = database or connect(settings.mongodb_uri, settings.mongodb_database,
+                                   write_concern=write_concern_w(settings.mongodb_write_concern),
+                                   journal=settings.mongodb_journal)
     kafka = KafkaClients(settings) if settings.kafka_enabled else None
     services = build_services(settings, database, kafka)
     schema = build_schema(expose_internal_errors=settings.is_dev, introspection=settings.introspection_enabled)

@@ -24,6 +24,9 @@ class Settings:
     app_env: str = "dev"
     mongodb_uri: str | None = None
     mongodb_database: str = "case_repository"
+    # Write concern of every write: acknowledged by this many members (or "majority") and on the journal.
+    mongodb_write_concern: str = "majority"
+    mongodb_journal: bool = True
     kafka_bootstrap_servers: str | None = None
     kafka_group_id: str = "case-repository"
     kafka_topic_events: str = "case-events"
@@ -79,6 +82,8 @@ class Settings:
             app_env=env.get("APP_ENV", cls.app_env),
             mongodb_uri=mongodb_uri,
             mongodb_database=env.get("MONGODB_DATABASE", cls.mongodb_database),
+            mongodb_write_concern=env.get("MONGODB_WRITE_CONCERN") or cls.mongodb_write_concern,
+            mongodb_journal=_flag(env.get("MONGODB_JOURNAL"), default=cls.mongodb_journal),
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_group_id=env.get("KAFKA_GROUP_ID", cls.kafka_group_id),
             kafka_topic_events=env.get("KAFKA_TOPIC_EVENTS", cls.kafka_topic_events),

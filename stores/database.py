@@ -82,13 +82,26 @@ class Database:
         self._client.close()
 
 
-def connect(mongodb_uri: str | None, database_name: str) -> Database:
-    """Real MongoDB when a URI is given, else the in-memory store."""
+def write_concern_w(value: str) -> int | str:
+    """`MONGODB_WRITE_CONCERN` as the driver takes it: a number of members, or a tag such as `majority`."""
+    return int(value) if value.strip().isdigit() else value.strip()
+
+
+def connect(mongodb_uri: str | None, database_name: str, *, write_concern: int | str = "majority",
+            journal: bool = True) -> Database:
+    """Real MongoDB when a URI is given, else the in-memory store.
+
+    Every write waits for `write_concern` members and, with `journal`, for the journal on disk: an acknowledged
+    write (an ingested event whose offset is then committed, a mutation's answer) survives a crash of the server
+    process. Without the journal a write is acknowledged from memory and a kill -9 can lose it. These arguments
+    win over `w` / `journal` in the URI (the driver's rule for keyword arguments).
+    """
     if mongodb_uri is None:
         from stores.memory import memory_client
 
         return Database(memory_client(), database_name)
     from motor.motor_asyncio import AsyncIOMotorClient
 
-    client = AsyncIOMotorClient(mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    client = AsyncIOMotorClient(mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000,
+                                w=write_concern, journal=journal)
     return Database(client, database_name)

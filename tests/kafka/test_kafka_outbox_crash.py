@@ -16,8 +16,6 @@ Two ways a broker stops acknowledging, and what reaches the topic in each:
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -30,8 +28,8 @@ from auth.dev_tokens import mint_dev_token
 from settings import Settings
 from tests.factories import PUBLISH_CASE_EVENT, case_created_data, envelope, publish_input
 from tests.kafka.kit import Broker, KafkaProbe, Topics, create_topics, tansu_binary, wait_for, wait_until
-from tests.child_process import ChildProcess
-from tests.wire_store import ROOT, WireStore
+from tests.child_process import AppProcess, app_environment
+from tests.wire_store import WireStore
 
 pytestmark = pytest.mark.kafka
 
@@ -51,37 +49,6 @@ def _bearer(persona: str) -> dict[str, str]:
 
 
 DOWN, FROZEN = "down", "frozen"
-# Variables of settings.py the test sets itself or wants at their defaults, whatever the caller's shell holds.
-APP_SETTINGS = ("MONGODB_", "KAFKA_", "AUTH_", "OUTBOX_", "DEMO_", "APP_", "DATA_ENCRYPTION_", "ALLOW_EMBEDDED",
-                "RESPONSE_CACHE_")
-
-
-class AppProcess(ChildProcess):
-    """`python server.py --port P` as a deployment runs it: its own process, configured by the environment only."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__("case repository")
-        self._env = env
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.spawn([sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(self.port)],
-                   cwd=ROOT, env=self._env)
-
-    async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 90.0) -> None:
-        async def ready() -> bool:
-            if not self.running:
-                pytest.fail(f"the app exited with {self.returncode}: {self.log_tail()}")
-            try:
-                async with http.get(f"{self.url}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(ready, f"/readyz of the app on port {self.port} to answer 200", timeout)
 
 
 @pytest.fixture
@@ -115,16 +82,14 @@ async def own_probe(own_broker: Broker) -> AsyncIterator[KafkaProbe]:
 
 @pytest.fixture
 def app_env(own_broker: Broker, own_topics: Topics, wire_store: WireStore) -> dict[str, str]:
-    # The inherited environment minus anything that would point the app elsewhere.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTINGS)}
-    return inherited | {
+    return app_environment({
         "MONGODB_URI": wire_store.uri, "MONGODB_DATABASE": DATABASE,
         "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap, "KAFKA_GROUP_ID": own_topics.group,
         "KAFKA_TOPIC_EVENTS": own_topics.events, "KAFKA_TOPIC_UPDATES": own_topics.updates,
         "KAFKA_TOPIC_DLQ": own_topics.dlq, "KAFKA_TOPIC_COMMANDS": f"{own_topics.updates}.commands",
         "DEMO_DATA": "0", "APP_ENV": "dev", "AUTH_DEV_SECRET": DEV_SECRET,
         "OUTBOX_RELAY_SECONDS": str(RELAY_SECONDS), "LOG_LEVEL": "INFO",
-    }
+    })
 
 
 async def _graphql(http: aiohttp.ClientSession, app: AppProcess, query: str, variables: dict[str, Any],

@@ -1,7 +1,12 @@
-"""Two instances of one consumer group share the partitions; each event is applied by exactly one of them."""
+"""Two instances of one consumer group share the partitions; each event is applied by exactly one of them.
+
+They share nothing but the broker and a MongoDB-wire store process (tests/wire_store.py), each on a connection of
+its own, as two pods on one MongoDB. (tests/kafka/test_kafka_three_instances.py does the same with three server
+processes and a kill -9; these two stay in process to record which of them applied what.)
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +20,7 @@ from tests.kafka.kit import (
     KafkaProbe, Repository, Topics, assert_applied_once, case_stream, interleave, kafka_of, services_of, wait_for,
     wait_for_versions, wait_until,
 )
+from tests.kafka.processes import store_connections  # noqa: F401 - the fixture: connections to the wire store
 
 pytestmark = pytest.mark.kafka
 
@@ -36,12 +42,12 @@ def _record_applied(pipeline: EventPipeline, monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_two_instances_split_the_partitions_and_apply_each_event_exactly_once(
-    kafka_settings: Settings, topics: Topics, database: Database, probe: KafkaProbe, repository: Repository,
-    monkeypatch: pytest.MonkeyPatch,
+    kafka_settings: Settings, topics: Topics, store_connections: Callable[[], Database], probe: KafkaProbe,
+    repository: Repository, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # given two apps of one group on one database (as two pods on one MongoDB), once the group has settled
-    first = await repository.start_app(kafka_settings, database)
-    second = await repository.start_app(kafka_settings, database)
+    # given two apps of one group on one store (as two pods on one MongoDB), once the group has settled
+    first = await repository.start_app(kafka_settings, store_connections())
+    second = await repository.start_app(kafka_settings, store_connections())
     await wait_until(
         lambda: _assignments(first, second),
         lambda split: bool(split[0]) and bool(split[1]) and not split[0] & split[1] and len(split[0] | split[1]) == 3,
