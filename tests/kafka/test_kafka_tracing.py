@@ -19,11 +19,11 @@ import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.child_process import free_port
+from tests.child_process import ROOT, AppProcess, free_port
 from tests.factories import case_created_data, envelope
 from tests.kafka.kit import Broker, KafkaProbe, Topics, wait_until
-from tests.kafka.test_kafka_outbox_crash import APP_SETTINGS, DEV_SECRET, AppProcess, _bearer
-from tests.wire_store import ROOT, WireStore
+from tests.kafka.processes import app_env, bearer
+from tests.wire_store import WireStore
 
 pytestmark = pytest.mark.kafka
 
@@ -75,17 +75,12 @@ async def test_spans_of_the_server_the_store_and_the_broker_reach_the_collector_
     wire_store: WireStore,
 ) -> None:
     received, endpoint = collector
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith((*APP_SETTINGS, "OTEL_"))}
-    app = AppProcess(inherited | {
-        "MONGODB_URI": wire_store.uri, "MONGODB_DATABASE": DATABASE,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap, "KAFKA_GROUP_ID": topics.group,
-        "KAFKA_TOPIC_EVENTS": topics.events, "KAFKA_TOPIC_UPDATES": topics.updates,
-        "KAFKA_TOPIC_DLQ": topics.dlq, "KAFKA_TOPIC_COMMANDS": f"{topics.updates}.commands",
-        "DEMO_DATA": "0", "APP_ENV": "dev", "AUTH_DEV_SECRET": DEV_SECRET,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "case-repository-under-test",
-        # Export every 100 ms rather than every 5 s, so the test need not wait.
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    })
+    env = app_env(wire_store, DATABASE, kafka_broker.bootstrap, topics,
+                  OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME="case-repository-under-test",
+                  # Export every 100 ms rather than every 5 s, so the test need not wait.
+                  OTEL_BSP_SCHEDULE_DELAY="100")
+    app = AppProcess({k: v for k, v in env.items() if not k.startswith("OTEL_") or k in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_BSP_SCHEDULE_DELAY")})
     case_id = f"CASE-TRACE-{uuid.uuid4().hex[:8].upper()}"
     request_id = f"trace-{uuid.uuid4().hex}"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -97,7 +92,7 @@ async def test_spans_of_the_server_the_store_and_the_broker_reach_the_collector_
 
             async def read_case() -> dict[str, Any]:
                 async with http.post(f"{app.url}/graphql", json={"query": CASE_QUERY, "variables": {"id": case_id}},
-                                     headers={**_bearer("back-office"), "X-Request-Id": request_id}) as response:
+                                     headers={**bearer("back-office"), "X-Request-Id": request_id}) as response:
                     return await response.json()
 
             # when an employee reads it with a request id of their own
