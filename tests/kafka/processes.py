@@ -170,9 +170,11 @@ def assert_each_event_once(store: WireStore, database: str, streams: dict[str, l
         assert {cid: (doc["version"], doc["status"]) for cid, doc in cases.items()} == {
             cid: (len(stream), stream[-1]["data"]["status"]) for cid, stream in streams.items()}
         for case_id, stream in streams.items():
-            journal = [record["_id"] for record in db["events"].find({"caseId": case_id}, {"_id": 1, "status": 1})
+            # A journal record is keyed by the event's (source, id), as CloudEvents identify an event.
+            journal = [(record["source"], record["eventId"])
+                       for record in db["events"].find({"caseId": case_id}, {"source": 1, "eventId": 1, "status": 1})
                        if record["status"] == "APPLIED"]
-            assert sorted(journal) == sorted(event["id"] for event in stream), case_id
+            assert sorted(journal) == sorted((event["source"], event["id"]) for event in stream), case_id
 
 
 def audit_verify(store: WireStore, database: str) -> tuple[int, dict[str, Any]]:
