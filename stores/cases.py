@@ -208,40 +208,35 @@ class CaseStore:
     async def customer_summaries(self, persons: Sequence[Person], *, scope: CaseScope) -> dict[Person, dict[str, Any]]:
         """Per person: counts of their cases by status, channel, product and open/closed, and last contact.
 
-        One grouped aggregation over the indexed person fields (customer_updated, participant_pesel_index): each
-        case is tagged with the people on the page it belongs to (a joint case counts for each of them, once),
-        then counted per (person, status, channel, product, open); only those few groups come back, never the
-        cases, and never their history."""
-        people = [{"n": n, "customerId": p.customer_id, "peselIndex": p.pesel_index} for n, p in enumerate(persons)]
-        takes_part = {"$or": [
-            {"$eq": ["$$person.customerId", "$customerId"]},
-            {"$and": [{"$ne": ["$$person.peselIndex", None]},
-                      {"$in": ["$$person.peselIndex", {"$map": {"input": {"$ifNull": ["$participants", []]},
-                                                                "as": "participant",
-                                                                "in": "$$participant.peselIndex"}}]}]}]}
+        One grouped aggregation over the indexed person fields (customer_updated, participant_pesel_index): the
+        cases are counted per (customer, participants' PESEL indexes, status, channel, product, open), so only
+        those few groups come back, never the cases and never their history. All the cases of a group take part
+        for the same people, so each group is then added to each person it names: a joint case counts for each
+        of its people, once."""
         groups = await self._cases.aggregate([
             {"$match": within_scope(_any_person(persons), scope)},
-            {"$project": {"status": 1, "channel": 1, "product": "$product.code", "isOpen": 1, "updatedAt": 1,
-                          "people": {"$map": {"input": {"$filter": {"input": people, "as": "person",
-                                                                    "cond": takes_part}},
-                                              "as": "person", "in": "$$person.n"}}}},
-            {"$unwind": "$people"},
-            {"$group": {"_id": {"person": "$people", "status": "$status", "channel": "$channel",
-                                "product": "$product", "open": {"$eq": ["$isOpen", True]}},
+            {"$group": {"_id": {"customerId": "$customerId",
+                                "peselIndexes": {"$map": {"input": {"$ifNull": ["$participants", []]},
+                                                          "as": "participant", "in": "$$participant.peselIndex"}},
+                                "status": "$status", "channel": "$channel", "product": "$product.code",
+                                "open": {"$eq": ["$isOpen", True]}},
                         "cases": {"$sum": 1}, "lastContactAt": {"$max": "$updatedAt"}}},
         ]).to_list(None)
         summaries = {person: {"byStatus": {}, "byChannel": {}, "byProduct": {}, "open": 0, "closed": 0,
                               "lastContactAt": None} for person in persons}
         for group in groups:
             key, cases = group["_id"], group["cases"]
-            summary = summaries[persons[key["person"]]]
-            for facet, value in (("byStatus", key.get("status")), ("byChannel", key.get("channel")),
-                                 ("byProduct", key.get("product"))):
-                summary[facet][value] = summary[facet].get(value, 0) + cases
-            summary["open" if key.get("open") else "closed"] += cases
-            last = group.get("lastContactAt")
-            if last is not None and (summary["lastContactAt"] is None or last > summary["lastContactAt"]):
-                summary["lastContactAt"] = last
+            case = {"customerId": key.get("customerId"),
+                    "participants": [{"peselIndex": index} for index in key.get("peselIndexes") or ()]}
+            for person in filter(lambda p: p.takes_part_in(case), persons):
+                summary = summaries[person]
+                for facet, value in (("byStatus", key.get("status")), ("byChannel", key.get("channel")),
+                                     ("byProduct", key.get("product"))):
+                    summary[facet][value] = summary[facet].get(value, 0) + cases
+                summary["open" if key.get("open") else "closed"] += cases
+                last = group.get("lastContactAt")
+                if last is not None and (summary["lastContactAt"] is None or last > summary["lastContactAt"]):
+                    summary["lastContactAt"] = last
         return summaries
 
     async def latest_customer_snapshots(
