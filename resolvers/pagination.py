@@ -19,7 +19,9 @@ _SCALARS = (str, int, float, bool, type(None))
 class LazyCount:
     """A connection's `totalCount`, counted only if the selection asks for it: GraphQL awaits a field's value, so
     the count's round trip (a scan of every match, however small the page) is made when `totalCount` is resolved
-    and never for a page that does not select it. Awaited more than once (aliases), it counts once."""
+    and never for a page that does not select it. Awaited more than once (aliases), it counts once. The fast
+    executor (schema/fast_execution.py) cannot serialize it as an Int and leaves the field to the stock path, which
+    awaits it."""
 
     def __init__(self, count: Callable[[], Coroutine[Any, Any, int]]) -> None:
         self._count = count
