@@ -231,8 +231,6 @@ INDEXED = {
 # does not count ("cases without totalCount" below).
 
 OTHER_INDEXED = {
-    "panelLogin": ["panel_counters.find_one -> FETCH IXSCAN:_id_", "panel_counters.find_one -> FETCH IXSCAN:_id_",
-                   "cases.aggregate -> FETCH IXSCAN:_id_", "panel_codes.find -> FETCH IXSCAN:_id_"],
     "add note": ["cases.aggregate -> FETCH IXSCAN:_id_"],
     "schedule appointment": ["cases.aggregate -> FETCH IXSCAN:_id_"],
     # A list page that does not select totalCount sends no count.
@@ -269,12 +267,19 @@ STAND_IN_SCANS: dict[str, tuple[list[str], str]] = {
                       "history.count_documents -> FETCH IXSCAN:case_newest"],
                      "a person's cases (the summary's one grouped aggregate, the timeline's case ids) are a top-level "
                      "$or (customer_updated | participant_pesel_index)"),
-    "panelRequestCode": (["panel_counters.find_one_and_update -> COLLSCAN",
+    # Both sign-in calls come without a token: the unauthenticated requests' counter per client address comes first.
+    "panelRequestCode": (["lookup_counters.find_one_and_update -> COLLSCAN",
+                          "lookup_counters.find_one -> FETCH IXSCAN:_id_",
+                          "panel_counters.find_one_and_update -> COLLSCAN",
                           "panel_counters.find_one -> FETCH IXSCAN:_id_", "cases.aggregate -> FETCH IXSCAN:_id_",
                           "panel_counters.find_one -> FETCH IXSCAN:_id_",
                           "panel_counters.find_one_and_update -> COLLSCAN",
                           "panel_counters.find_one -> FETCH IXSCAN:_id_"],
-                         "the request counters are found by _id plus their window's end (stores/counters.py)"),
+                         "the counters are found by _id plus their window's end (stores/counters.py)"),
+    "panelLogin": (["lookup_counters.find_one_and_update -> COLLSCAN", "panel_counters.find_one -> FETCH IXSCAN:_id_",
+                    "panel_counters.find_one -> FETCH IXSCAN:_id_", "cases.aggregate -> FETCH IXSCAN:_id_",
+                    "panel_codes.find -> FETCH IXSCAN:_id_"],
+                   "the unauthenticated requests' counter is found by _id plus its window's end"),
     "panelCase": (["panel_sessions.find_one_and_update -> COLLSCAN", "panel_sessions.find_one -> COLLSCAN",
                    "cases.aggregate -> FETCH IXSCAN:_id_", "history.find -> FETCH IXSCAN:case_newest"],
                   "the session is found by _id plus its revokedAt/idleUntil/expiresAt clauses"),
@@ -299,7 +304,7 @@ STAND_IN_SCANS: dict[str, tuple[list[str], str]] = {
                                "`$all` of two search terms: MongoDB scans search_terms for the first, FETCH filters "
                                "the second"),
 }
-OTHER_READS = ("panelRequestCode", "panelCase", "myCases", "myCase", "case notes, terms, incidents", "customer notes, terms", "calendar",
+OTHER_READS = ("panelRequestCode", "panelLogin", "panelCase", "myCases", "myCase", "case notes, terms, incidents", "customer notes, terms", "calendar",
                "retry incident", "text search, two words")
 """The calls of the second test (the first asserts every other stand-in)."""
 
