@@ -80,7 +80,7 @@ test: $(STAMP) $(WIRE_STAMP) browser-tools
 test-wire-all: $(STAMP) $(WIRE_STAMP)
 	$(BIN)/python -m pytest -q --store=wire --ignore=tests/kafka
 
-bench: $(STAMP)
+bench: $(STAMP) $(WIRE_STAMP)
 	$(BIN)/python -m bench.run_all
 
 schema: $(STAMP)

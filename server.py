@@ -42,7 +42,8 @@ from stores.dead_letters import DeadLetterStore
 from stores.document_contents import DocumentContentStore
 from stores.events import EventStore
 from stores.history import HistoryStore
-from stores.migrations import index_participant_pesels, move_embedded_history
+from stores.migrations import (index_participant_pesels, move_embedded_history, store_case_search_terms,
+                               store_task_order_keys)
 from stores.notes import NoteStore
 from stores.outbox import OutboxStore
 from stores.counters import WindowCounters
@@ -126,6 +127,8 @@ def create_app(settings: Settings, database: Database | None = None) -> web.Appl
         await move_embedded_history(database, services.history, services.tasks)
         await services.events.rekey_parked()
         await index_participant_pesels(database, services.cipher)
+        await store_task_order_keys(database)
+        await store_case_search_terms(database)
         await services.verifier.start()
         if kafka is not None:
             await kafka.start(services.pipeline, services.dead_letters, services.bus)

@@ -18,13 +18,14 @@ from bench.caller import bench_context, bench_principal, bench_token, graphql_sc
 from bench.events import detailed_case, parsed
 from bench.load import LoadResult, measure_rate, pinned_to_cpu
 from bench.report import Ratio, rate_line, ratio_line
+from bench import store_lanes
 from bench.serving import serve
+from bench.store_lanes import MONGOMOCK, tagged
 from context import Services
 from resolvers.pagination import encode_cursor
 from server import SERVICES, create_app
 from settings import Settings
 from stores.case_scope import CaseScope
-from stores.database import connect
 
 CASE_ID = "CASE-2026-000123"
 HISTORY_PAGE = 20
@@ -149,14 +150,14 @@ async def _per_request_ms(app: web.Application, request: dict[str, Any]) -> tupl
     return timings[0], timings[1]
 
 
-async def run() -> list[Ratio]:
+async def run(lane: str = MONGOMOCK) -> list[Ratio]:
     """Twice: with the response cache off (every request executes) and as deployed (repeats are cache hits)."""
-    return [await run_once(cached=False), await run_once(cached=True)]
+    return [await run_once(cached=False, lane=lane), await run_once(cached=True, lane=lane)]
 
 
-async def run_once(*, cached: bool) -> Ratio:
+async def run_once(*, cached: bool, lane: str = MONGOMOCK) -> Ratio:
     settings = Settings(demo_data=False, response_cache_seconds=30.0 if cached else 0.0)
-    database = connect(None, f"bench_r1_{'cached' if cached else 'executed'}")
+    database = store_lanes.database(lane, f"bench_r1_{'cached' if cached else 'executed'}")
     app = create_app(settings, database)
     services = app[SERVICES]
     request = {"query": QUERY, "operationName": "CaseDetail", "variables": {"id": CASE_ID}}
@@ -176,7 +177,7 @@ async def run_once(*, cached: bool) -> Ratio:
             execute_ms, plain_ms = await _per_request_ms(app, request)
     if plain_body != graphql_body:
         raise RuntimeError("the plain handler's body differs from the GraphQL body: the comparison is void")
-    return _print(*results, len(graphql_body), _count_fields(payload), execute_ms, plain_ms, cached)
+    return _print(*results, len(graphql_body), _count_fields(payload), execute_ms, plain_ms, cached, lane)
 
 
 async def _measure(graphql_url: str, plain_url: str, body: bytes, headers: dict[str, str],
@@ -207,12 +208,12 @@ def _count_fields(value: Any) -> int:
 
 
 def _print(graphql: LoadResult, plain: LoadResult, ceiling: LoadResult, size: int, fields: int,
-           execute_ms: float, plain_ms: float, cached: bool) -> Ratio:
+           execute_ms: float, plain_ms: float, cached: bool, lane: str = MONGOMOCK) -> Ratio:
     measured = graphql.rate / plain.rate
     mode = "response cache on, repeats are hits" if cached else "response cache off, every request executes"
-    ratio = Ratio(f"R1 GraphQL / plain req/s ({mode})", measured, f">= {TARGET}", measured >= TARGET)
-    print(f"R1 case detail over HTTP ({mode}): {size:,} identical bytes, {fields - 1} resolved fields, "
-          f"{CONCURRENCY} connections, {ROUNDS} alternating rounds of {DURATION_SECONDS:.0f} s each, "
+    ratio = Ratio(tagged(f"R1 GraphQL / plain req/s ({mode})", lane), measured, f">= {TARGET}", measured >= TARGET)
+    print(f"R1 case detail over HTTP ({mode}) on the {lane}: {size:,} identical bytes, {fields - 1} resolved "
+          f"fields, {CONCURRENCY} connections, {ROUNDS} alternating rounds of {DURATION_SECONDS:.0f} s each, "
           "server and load generator on separate CPUs")
     print(rate_line("GraphQL POST /graphql (create_app)", graphql.rate, "req/s"))
     print(rate_line("plain aiohttp handler (case + history rows + orjson)", plain.rate, "req/s"))

@@ -10,10 +10,11 @@ import time
 
 from bench.caller import bench_context, graphql_schema
 from bench.events import many_cases, parsed
+from bench import store_lanes
 from bench.report import Ratio
+from bench.store_lanes import MONGOMOCK, tagged
 from server import SERVICES, create_app
 from settings import Settings
-from stores.database import connect
 
 CASES = 600
 CUSTOMERS = 60
@@ -37,8 +38,8 @@ query CaseList($first: Int!) {
 """
 
 
-async def run() -> Ratio:
-    database = connect(None, "bench_r3")
+async def run(lane: str = MONGOMOCK) -> Ratio:
+    database = store_lanes.database(lane, "bench_r3")
     app = create_app(Settings(demo_data=False), database)
     services = app[SERVICES]
     await services.cases.ensure_indexes()
@@ -48,7 +49,7 @@ async def run() -> Ratio:
         await services.pipeline.ingest(events[start:start + BATCH])
     schema = graphql_schema(app)
     print(f"R3 store round trips of cases(first: N) with customer {{ summary {{ open }} }}, tasks, incidents "
-          f"({CASES} cases, {CUSTOMERS} customers)")
+          f"({CASES} cases, {CUSTOMERS} customers) on the {lane}")
     counts = []
     for first in PAGE_SIZES:
         database.round_trips.reset()
@@ -66,7 +67,7 @@ async def run() -> Ratio:
         print(f"  N = {first:>3}: {trips.count} round trips ({operations}); {elapsed_ms:,.1f} ms in process")
     worst = max(counts)
     constant = len(set(counts)) == 1
-    ratio = Ratio("R3 round trips, worst N", worst, f"constant, <= {MAX_ROUND_TRIPS}",
+    ratio = Ratio(tagged("R3 round trips, worst N", lane), worst, f"constant, <= {MAX_ROUND_TRIPS}",
                   constant and worst <= MAX_ROUND_TRIPS, value_format="d")
     print(f"  => {ratio.line()}" + ("" if constant else f"; counts by N: {counts}"))
     return ratio

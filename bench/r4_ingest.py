@@ -21,13 +21,13 @@ from typing import Any
 from pymongo import ReplaceOne
 
 from bench.events import kafka_stream, parsed
+from bench import store_lanes
 from bench.report import Ratio, rate_line, ratio_line
+from bench.store_lanes import MONGOMOCK, tagged
 from consumers.pipeline import IngestStatus
 from server import SERVICES, create_app
 from settings import Settings
 from stores import audit, cases, events as journal, history, outbox, tasks
-from stores.database import connect
-from stores.memory import memory_client
 
 # Each collection the pipeline writes, with its indexes: the raw side keeps the same ones.
 COLLECTIONS = {module.COLLECTION: module.INDEXES for module in (cases, history, journal, tasks, outbox, audit)}
@@ -52,14 +52,15 @@ class Timing:
         return self.count / self.seconds
 
 
-async def _measure() -> tuple[Timing, Timing]:
-    """Each batch through the pipeline, then the documents it wrote as raw upserts: both see the same machine."""
-    database = connect(None, "bench_r4_pipeline")
+async def _measure(lane: str = MONGOMOCK) -> tuple[Timing, Timing]:
+    """Each batch through the pipeline, then the documents it wrote as raw upserts: both see the same machine and
+    the same store."""
+    database = store_lanes.database(lane, "bench_r4_pipeline")
     services = create_app(Settings(demo_data=False), database)[SERVICES]
     for store in (services.cases, services.events, services.history, services.tasks, services.outbox,
                   services.audit):
         await store.ensure_indexes()
-    raw_db = memory_client()["bench_r4_raw"]
+    raw_db = store_lanes.raw_database(lane, "bench_r4_raw")
     for name, indexes in COLLECTIONS.items():
         await raw_db[name].create_indexes(indexes)
     pipeline, raw = Timing(), Timing()
@@ -102,16 +103,16 @@ async def _records_of(database: Any, events: list[Any]) -> dict[str, list[dict[s
     return written
 
 
-async def run() -> Ratio:
-    pipeline, raw = await _measure()
+async def run(lane: str = MONGOMOCK) -> Ratio:
+    pipeline, raw = await _measure(lane)
     expected = BATCHES * BATCH_SIZE
     if pipeline.count != expected:
         raise RuntimeError(f"the pipeline applied {pipeline.count} of {expected} events")
     pipeline_rate, raw_rate = pipeline.rate, raw.rate
-    ratio = Ratio("R4 pipeline events/s / raw events/s", pipeline_rate / raw_rate, f">= {TARGET}",
+    ratio = Ratio(tagged("R4 pipeline events/s / raw events/s", lane), pipeline_rate / raw_rate, f">= {TARGET}",
                   pipeline_rate / raw_rate >= TARGET)
     print(f"R4 ingest: {BATCHES} batches of {BATCH_SIZE} events ({BATCH_SIZE} distinct cases each; "
-          f"{expected - BATCH_SIZE - (BATCHES - 1) * NEW_PER_BATCH:,} follow-ups), in-memory store")
+          f"{expected - BATCH_SIZE - (BATCHES - 1) * NEW_PER_BATCH:,} follow-ups), on the {lane}")
     print(rate_line("EventPipeline.ingest (parsed events)", pipeline_rate, "events/s"))
     print(rate_line("bulk_write ReplaceOne upserts of the same records", raw_rate, "events/s"))
     print(ratio_line(ratio))

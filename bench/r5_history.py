@@ -22,13 +22,14 @@ from typing import Any
 from aiohttp import web
 
 from bench.events import START, CaseScript, parsed
+from bench import store_lanes
 from bench.report import Ratio, rate_line, ratio_line
+from bench.store_lanes import MONGOMOCK, tagged
 from consumers.cloudevents import CaseEvent
 from consumers.pipeline import EventPipeline, IngestStatus
 from context import Services
 from server import SERVICES, create_app
 from settings import Settings
-from stores.database import connect
 
 HISTORY = 10_000
 ROUNDS = 5
@@ -44,11 +45,12 @@ class Rates:
     new: float
     long: float
     setup_seconds: float
+    lane: str = MONGOMOCK
 
     @property
     def ratio(self) -> Ratio:
         cost = self.new / self.long
-        return Ratio("R5 new-case events/s / long-case events/s", cost, f"<= {TARGET}", cost <= TARGET, ".2f")
+        return Ratio(tagged("R5 new-case events/s / long-case events/s", self.lane), cost, f"<= {TARGET}", cost <= TARGET, ".2f")
 
 
 @asynccontextmanager
@@ -83,9 +85,10 @@ async def _timed(pipeline: EventPipeline, event: CaseEvent) -> float:
     return elapsed
 
 
-async def measure(history: int = HISTORY, rounds: int = ROUNDS, per_round: int = PER_ROUND) -> Rates:
+async def measure(history: int = HISTORY, rounds: int = ROUNDS, per_round: int = PER_ROUND,
+                  lane: str = MONGOMOCK) -> Rates:
     """Build the long case and `rounds * per_round` new cases, then time both sides round by round."""
-    app = create_app(Settings(demo_data=False), connect(None, "bench_r5"))
+    app = create_app(Settings(demo_data=False), store_lanes.database(lane, "bench_r5"))
     async with started(app) as services:
         pipeline = services.pipeline
         setup_started = time.perf_counter()
@@ -108,14 +111,14 @@ async def measure(history: int = HISTORY, rounds: int = ROUNDS, per_round: int =
                 for event in sides[side][round_number * per_round:(round_number + 1) * per_round]:
                     seconds[side] += await _timed(pipeline, event)
     count = rounds * per_round
-    return Rates(new=count / seconds["new"], long=count / seconds["long"], setup_seconds=setup_seconds)
+    return Rates(new=count / seconds["new"], long=count / seconds["long"], setup_seconds=setup_seconds, lane=lane)
 
 
-async def run() -> Ratio:
-    rates = await measure()
+async def run(lane: str = MONGOMOCK) -> Ratio:
+    rates = await measure(lane=lane)
     ratio = rates.ratio
     print(f"R5 history: one case.action_recorded per ingest call, {ROUNDS} rounds x {PER_ROUND} events a side, "
-          f"in-memory store; setup ({HISTORY:,}-entry case + {ROUNDS * PER_ROUND} new cases) "
+          f"on the {lane}; setup ({HISTORY:,}-entry case + {ROUNDS * PER_ROUND} new cases) "
           f"{rates.setup_seconds:.1f} s")
     print(rate_line("EventPipeline.ingest, brand-new case", rates.new, "events/s"))
     print(rate_line(f"EventPipeline.ingest, case with {HISTORY:,} entries", rates.long, "events/s"))

@@ -38,9 +38,10 @@ from resolvers.pagination import encode_cursor
 from server import SERVICES, create_app
 from settings import Settings
 from stores import cases as case_rows, tasks as task_rows
+from stores.case_criteria import SEARCH_TERMS, search_terms
 from stores.case_scope import CaseScope
 from stores.database import Database, connect
-from stores.task_criteria import SORT_KEY, Inbox, TaskCriteria, TaskOrder, matching_groups
+from stores.task_criteria import Inbox, TaskCriteria, TaskOrder, matching_groups, order_key, order_keys
 
 T = TypeVar("T")
 
@@ -136,6 +137,7 @@ def _case_docs(template: dict[str, Any], count: int, rng: random.Random) -> list
                      "caseType": case_type, "branch": rng.choice(BRANCHES), "restricted": rng.random() < 0.03,
                      "customerId": customer_id, "customer": {**template["customer"], "id": customer_id},
                      "createdAt": START + timedelta(minutes=number), "updatedAt": START + timedelta(minutes=number)})
+        docs[-1][SEARCH_TERMS] = search_terms(docs[-1])  # as CaseStore.save writes every case
     return docs
 
 
@@ -144,7 +146,7 @@ def _task_rows(template: dict[str, Any], cases: list[dict[str, Any]], count: int
     """`count` rows spread evenly over `cases`: 70 % open and unassigned, 10 % held by colleagues, 1 % by the
     bench user, the rest done; each offered to one or two of the 30 groups; 5 % without a due date."""
     stamps = template["stamps"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number in range(count):
         case = cases[number % len(cases)]
         task_id = f"{case['_id']}-T{number // len(cases) + 1}"
@@ -157,6 +159,7 @@ def _task_rows(template: dict[str, Any], cases: list[dict[str, Any]], count: int
             "dueAt": None if rng.random() < 0.05 else created + timedelta(hours=rng.randint(4, 24 * 14)),
             "stamps": stamps, **{field: case[field] for field in task_rows.VISIBILITY_FIELDS},
         })
+        rows[-1].update(order_keys(rows[-1]))  # as TaskStore writes every row
     return rows
 
 
@@ -188,7 +191,7 @@ async def seed(services: Services, database: Database, tasks: int, cases: int) -
 def render_page(rows: list[dict[str, Any]], cases: dict[str, dict[str, Any]], has_next: bool, total: int,
                 order: TaskOrder) -> dict[str, Any]:
     """What a hand-written REST handler would return for QUERY: same keys, same order, same values."""
-    end_cursor = encode_cursor(rows[-1][SORT_KEY], rows[-1]["_id"], order.name) if rows else None
+    end_cursor = encode_cursor(rows[-1][order_key(order)], rows[-1]["_id"], order.name) if rows else None
 
     def case_of(row: dict[str, Any]) -> dict[str, Any] | None:
         case = cases.get(row["caseId"])

@@ -6,19 +6,28 @@ import asyncio
 import sys
 import time
 
-from bench import r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks
+from bench import (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks,
+                   store_lanes)
 from bench.report import Ratio
 
 BENCHMARKS = (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks)
+# Run on both stores, one right after the other (bench/store_lanes.py); the others on mongomock.
+ON_BOTH_STORES = (r1_case_detail, r3_round_trips, r4_ingest, r5_history)
 
 
 async def run_all() -> list[Ratio]:
     ratios: list[Ratio] = []
     for benchmark in BENCHMARKS:
-        measured = await benchmark.run()
-        # A benchmark gives one ratio, or several when it compares more than one configuration (R2).
-        ratios.extend(measured if isinstance(measured, list) else [measured])
-        print(flush=True)
+        lanes = store_lanes.LANES if benchmark in ON_BOTH_STORES else (store_lanes.MONGOMOCK,)
+        for lane in lanes:
+            if not store_lanes.available(lane):
+                print(f"{benchmark.__name__}: not run on the {lane}: {store_lanes.WIRE_SERVER} is missing "
+                      "(`make .venv-wire/.installed` installs it)\n", flush=True)
+                continue
+            measured = await (benchmark.run(lane) if benchmark in ON_BOTH_STORES else benchmark.run())
+            # A benchmark gives one ratio, or several when it compares more than one configuration (R2).
+            ratios.extend(measured if isinstance(measured, list) else [measured])
+            print(flush=True)
     return ratios
 
 

@@ -1,7 +1,9 @@
 """Relay cursors and page sizes, shared by every connection."""
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -14,6 +16,23 @@ T = TypeVar("T")
 _SCALARS = (str, int, float, bool, type(None))
 
 
+class LazyCount:
+    """A connection's `totalCount`, counted only if the selection asks for it: GraphQL awaits a field's value, so
+    the count's round trip (a scan of every match, however small the page) is made when `totalCount` is resolved
+    and never for a page that does not select it. Awaited more than once (aliases), it counts once. The fast
+    executor (schema/fast_execution.py) cannot serialize it as an Int and leaves the field to the stock path, which
+    awaits it."""
+
+    def __init__(self, count: Callable[[], Coroutine[Any, Any, int]]) -> None:
+        self._count = count
+        self._counting: asyncio.Task[int] | None = None
+
+    def __await__(self) -> Generator[Any, None, int]:
+        if self._counting is None:
+            self._counting = asyncio.ensure_future(self._count())
+        return self._counting.__await__()
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a connection: items with their cursors, and whether more follow."""
@@ -21,7 +40,7 @@ class Page(Generic[T]):
     items: list[T]
     cursors: list[str]
     has_next: bool
-    total: int | None = None
+    total: int | LazyCount | None = None
 
 
 def encode_cursor(value: Any, item_id: str, scope: str = "") -> str:

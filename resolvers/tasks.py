@@ -7,8 +7,8 @@ from typing import Any
 
 from context import Context
 from errors import Unauthenticated
-from resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
-from stores.task_criteria import SORT_KEY, Inbox, TaskCriteria, TaskOrder, matching_groups
+from resolvers.pagination import LazyCount, Page, decode_cursor, encode_cursor, page_size
+from stores.task_criteria import Inbox, TaskCriteria, TaskOrder, matching_groups, order_key
 
 
 def _returned(context: Context, task: dict[str, Any]) -> None:
@@ -29,17 +29,18 @@ async def get_task(context: Context, task_id: str) -> tuple[dict[str, Any], str]
 
 async def list_tasks(context: Context, criteria: TaskCriteria | None, order: TaskOrder, first: int | None,
                      after: str | None) -> Page[dict[str, Any]]:
-    """A page of the tasks in every case the caller may see, with the exact count of the filter (two round
-    trips, whatever the size; the row scope is part of both queries)."""
+    """A page of the tasks in every case the caller may see, with the exact count of the filter if the selection
+    asks for it (one round trip, two with `totalCount`, whatever the size; the row scope is part of both queries)."""
     size = page_size(first, context.settings.default_page_size, context.settings.max_page_size)
     keyset = decode_cursor(after, order.name) if after else None
     criteria = replace(criteria or TaskCriteria(), now=datetime.now(timezone.utc))
     tasks = context.services.tasks
     rows, has_next = await tasks.find(criteria, order, size, keyset, scope=context.scope)
-    total = await tasks.count(criteria, scope=context.scope)
+    total = LazyCount(lambda: tasks.count(criteria, scope=context.scope))
     for row in rows:
         _returned(context, row)
-    cursors = [encode_cursor(row[SORT_KEY], row["_id"], order.name) for row in rows]
+    key = order_key(order)
+    cursors = [encode_cursor(row[key], row["_id"], order.name) for row in rows]
     return Page(items=rows, cursors=cursors, has_next=has_next, total=total)
 
 

@@ -386,7 +386,8 @@ async def cases_connection(
     info: Info, criteria: CaseCriteria | None, order_by: CaseOrderInput | None, first: int | None, after: str | None,
 ) -> Connection[Case]:
     order = (order_by or CaseOrderInput()).to_order()
-    page = await case_rules.list_cases(info.context, criteria, order, first, after)
+    parts = case_rules.selected_case_parts(info.selected_fields[0])
+    page = await case_rules.list_cases(info.context, criteria, order, first, after, parts)
     return connection_from_page(page, Case.from_doc)
 
 

@@ -16,11 +16,12 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from stores.case_criteria import (ORDER_FIELDS, CaseCriteria, CaseOrder, Person, after_filter, criteria_filter,
-                                  sort_spec)
+from stores.case_criteria import (ORDER_FIELDS, SEARCH_TERMS, CaseCriteria, CaseOrder, Person, after_filter,
+                                  criteria_filter, search_terms, sort_spec)
 from stores.case_scope import CaseScope, combined, within_scope
 from stores.database import DUPLICATE_KEY, Database
 from stores.protection import FieldCipher, seal_case
+from stores.task_criteria import ORDER_KEYS
 from stores.tasks import COLLECTION as TASKS, in_list_order
 
 COLLECTION = "cases"
@@ -42,16 +43,28 @@ INDEXES = [
     IndexModel([("branch", ASCENDING), ("updatedAt", DESCENDING)], name="branch_updated"),
     IndexModel([("stagedAt", ASCENDING)], name="staged", sparse=True),
     IndexModel([("incidents.id", ASCENDING)], name="incident_id"),
+    # The text filter's keywords (stores/case_criteria.py), each word of a search one range of this index.
+    IndexModel([(SEARCH_TERMS, ASCENDING)], name="search_terms"),
 ]
 
 # Bookkeeping that the API never needs: left in the store, not shipped on every read.
-_READ_PROJECTION = {"outbox": 0, "writeId": 0, "stagedAt": 0}
+_READ_PROJECTION = {"outbox": 0, "writeId": 0, "stagedAt": 0, SEARCH_TERMS: 0}
+# What a list page always reads of a case: its own fields (the Case type's scalars) and its visibility. The parts
+# below (`CASE_PARTS`) come only when the page's selection names them; a case's history never comes (its rows
+# are read by the history connection itself).
+_LIST_FIELDS = ("caseType", "title", "status", "stage", "channel", "branch", "sourceSystem", "createdAt", "updatedAt",
+                "closedAt", "outcome", "version", "dueAt", "hasOpenIncident", "isOpen", "customerId", "restricted")
+# The parts of a case a selection may ask for, by stored name; "tasks" are the case's task rows.
+CASE_PARTS = frozenset({"customer", "product", "participants", "documents", "tasks", "incidents", "processes",
+                        "forms", "consents", "offers"})
 # A case's tasks come with it in the same round trip, in the order their first event named them.
 _WITH_TASKS = {"$lookup": {"from": TASKS, "localField": "_id", "foreignField": "caseId", "as": "tasks"}}
 
 
 def _tasks_in_order(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["tasks"] = in_list_order(doc.get("tasks") or [])
+    # A row's stored order values are the task list's bookkeeping, not the task's: the case never carries them.
+    doc["tasks"] = in_list_order([{k: v for k, v in task.items() if k not in ORDER_KEYS}
+                                  for task in doc.get("tasks") or []])
     return doc
 
 
@@ -87,14 +100,22 @@ class CaseStore:
         return await self._cases.find_one({}, {"_id": 1}) is None
 
     async def _read(self, query: dict[str, Any], *, sort: list[tuple[str, int]] | None = None,
-                    limit: int | None = None, projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+                    limit: int | None = None, parts: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """Cases matching `query`: whole (without bookkeeping) when `parts` is None, else their own fields and the
+        named parts only (CASE_PARTS)."""
         pipeline: list[dict[str, Any]] = [{"$match": query}]
         if sort:
             pipeline.append({"$sort": dict(sort)})
         if limit is not None:
             pipeline.append({"$limit": limit})
-        pipeline += [{"$project": projection or _READ_PROJECTION}, _WITH_TASKS]
-        return [_tasks_in_order(doc) for doc in await self._cases.aggregate(pipeline).to_list(None)]
+        if parts is None:
+            pipeline += [{"$project": _READ_PROJECTION}, _WITH_TASKS]
+        else:
+            pipeline.append({"$project": {name: 1 for name in (*_LIST_FIELDS, *sorted(parts - {"tasks"}))}})
+            if "tasks" in parts:
+                pipeline.append(_WITH_TASKS)
+        docs = await self._cases.aggregate(pipeline).to_list(None)
+        return [_tasks_in_order(doc) for doc in docs] if parts is None or "tasks" in parts else docs
 
     async def get(self, case_id: str, *, scope: CaseScope) -> dict[str, Any] | None:
         docs = await self._read(within_scope({"_id": case_id}, scope))
@@ -118,6 +139,8 @@ class CaseStore:
         ids = list(dict.fromkeys(case_ids))
         pipeline = [{"$match": {"_id": {"$in": ids}}}, _WITH_TASKS]
         docs = await self._cases.aggregate(pipeline).to_list(None)
+        for doc in docs:
+            doc.pop(SEARCH_TERMS, None)  # derived at each write (save), never part of the state a writer reduces
         return {doc["_id"]: _tasks_in_order(doc) for doc in docs}
 
     async def save(self, writes: Sequence[CaseWrite]) -> set[str]:
@@ -129,10 +152,12 @@ class CaseStore:
             seal_case(write.case, self._cipher)
             # Which of two writers from the same version landed: the version alone cannot tell.
             write.case["writeId"] = uuid.uuid4().hex
+        # The text filter's keywords go with the stored document only, not into the state the writer publishes.
+        stored_docs = [{**w.case, SEARCH_TERMS: search_terms(w.case)} for w in writes]
         operations = [
-            InsertOne(w.case) if w.expected_version is None
-            else ReplaceOne({"_id": w.case["_id"], "version": w.expected_version}, w.case)
-            for w in writes
+            InsertOne(doc) if w.expected_version is None
+            else ReplaceOne({"_id": w.case["_id"], "version": w.expected_version}, doc)
+            for w, doc in zip(writes, stored_docs)
         ]
         try:
             result = await self._cases.bulk_write(operations, ordered=False)
@@ -167,13 +192,14 @@ class CaseStore:
 
     async def find(
         self, criteria: CaseCriteria | None, order: CaseOrder, first: int,
-        after: tuple[Any, str] | None = None, projection: dict[str, int] | None = None, *, scope: CaseScope,
+        after: tuple[Any, str] | None = None, parts: frozenset[str] | None = None, *, scope: CaseScope,
     ) -> CasePage:
+        """A page of cases in `order`: whole when `parts` is None, else their own fields and `parts` only."""
         query = within_scope(criteria_filter(criteria), scope)
         if after is not None:
             keyset = after_filter(order, after[0], after[1])
             query = {"$and": [query, keyset]} if query else keyset
-        docs = await self._read(query, sort=sort_spec(order), limit=first + 1, projection=projection)
+        docs = await self._read(query, sort=sort_spec(order), limit=first + 1, parts=parts)
         return CasePage(cases=docs[:first], has_next=len(docs) > first)
 
     async def count(self, criteria: CaseCriteria | None, *, scope: CaseScope) -> int:
@@ -182,25 +208,35 @@ class CaseStore:
     async def customer_summaries(self, persons: Sequence[Person], *, scope: CaseScope) -> dict[Person, dict[str, Any]]:
         """Per person: counts of their cases by status, channel, product and open/closed, and last contact.
 
-        Counted here rather than grouped in the store: a joint case counts for each of its people, once."""
-        docs = await self._cases.find(
-            within_scope(_any_person(persons), scope),
-            {"customerId": 1, "participants.peselIndex": 1, "status": 1, "channel": 1, "product.code": 1,
-             "isOpen": 1, "updatedAt": 1},
-        ).to_list(None)
-        summaries: dict[Person, dict[str, Any]] = {}
-        for person in persons:
-            summary: dict[str, Any] = {"byStatus": {}, "byChannel": {}, "byProduct": {}, "open": 0, "closed": 0,
-                                       "lastContactAt": None}
-            for doc in filter(person.takes_part_in, docs):
-                for facet, value in (("byStatus", doc.get("status")), ("byChannel", doc.get("channel")),
-                                     ("byProduct", (doc.get("product") or {}).get("code"))):
-                    summary[facet][value] = summary[facet].get(value, 0) + 1
-                summary["open" if doc.get("isOpen") else "closed"] += 1
-                if doc.get("updatedAt") and (summary["lastContactAt"] is None
-                                             or doc["updatedAt"] > summary["lastContactAt"]):
-                    summary["lastContactAt"] = doc["updatedAt"]
-            summaries[person] = summary
+        One grouped aggregation over the indexed person fields (customer_updated, participant_pesel_index): the
+        cases are counted per (customer, participants' PESEL indexes, status, channel, product, open), so only
+        those few groups come back, never the cases and never their history. All the cases of a group take part
+        for the same people, so each group is then added to each person it names: a joint case counts for each
+        of its people, once."""
+        groups = await self._cases.aggregate([
+            {"$match": within_scope(_any_person(persons), scope)},
+            {"$group": {"_id": {"customerId": "$customerId",
+                                "peselIndexes": {"$map": {"input": {"$ifNull": ["$participants", []]},
+                                                          "as": "participant", "in": "$$participant.peselIndex"}},
+                                "status": "$status", "channel": "$channel", "product": "$product.code",
+                                "open": {"$eq": ["$isOpen", True]}},
+                        "cases": {"$sum": 1}, "lastContactAt": {"$max": "$updatedAt"}}},
+        ]).to_list(None)
+        summaries = {person: {"byStatus": {}, "byChannel": {}, "byProduct": {}, "open": 0, "closed": 0,
+                              "lastContactAt": None} for person in persons}
+        for group in groups:
+            key, cases = group["_id"], group["cases"]
+            case = {"customerId": key.get("customerId"),
+                    "participants": [{"peselIndex": index} for index in key.get("peselIndexes") or ()]}
+            for person in filter(lambda p: p.takes_part_in(case), persons):
+                summary = summaries[person]
+                for facet, value in (("byStatus", key.get("status")), ("byChannel", key.get("channel")),
+                                     ("byProduct", key.get("product"))):
+                    summary[facet][value] = summary[facet].get(value, 0) + cases
+                summary["open" if key.get("open") else "closed"] += cases
+                last = group.get("lastContactAt")
+                if last is not None and (summary["lastContactAt"] is None or last > summary["lastContactAt"]):
+                    summary["lastContactAt"] = last
         return summaries
 
     async def latest_customer_snapshots(

@@ -1,5 +1,6 @@
-"""Startup migrations: case documents written before history and tasks had rows of their own, and before
-participants' PESELs had a blind index.
+"""Startup migrations: case documents written before history and tasks had rows of their own, before
+participants' PESELs had a blind index and before cases kept their search terms; task rows written before they kept
+their order values.
 
 A document of the first kind embeds `history`, `tasks` and `eventIds`. Each one is moved out — history rows, task rows and
 journal records first (idempotent inserts), then the document loses the embedded lists in one conditional
@@ -12,14 +13,17 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from stores.case_criteria import SEARCH_TERMS, search_terms
 from stores.cases import COLLECTION as CASES
 from stores.database import DUPLICATE_KEY, Database
 from stores.events import APPLIED, COLLECTION as EVENTS
 from stores.history import HistoryStore
 from stores.protection import FieldCipher, open_participant_field
-from stores.tasks import VISIBILITY_FIELDS, TaskChange, TaskStore
+from stores.task_criteria import ORDER_FIELDS, ORDER_KEYS, order_keys
+from stores.tasks import COLLECTION as TASKS, VISIBILITY_FIELDS, TaskChange, TaskStore
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -84,4 +88,39 @@ async def index_participant_pesels(db: Database, cipher: FieldCipher) -> int:
         updated += result.modified_count
     if updated:
         log.info("participant PESELs indexed", extra={"cases": updated})
+    return updated
+
+
+async def _backfill(collection: Any, missing: dict[str, Any], fields: dict[str, int],
+                    derive: Any) -> int:
+    """Set `derive(doc)` on every document matching `missing`, in _id order and batches, each conditional on the
+    version it was read at: a document rewritten meanwhile got the fields from its writer."""
+    updated, last = 0, None
+    while docs := await collection.find({**missing, **({"_id": {"$gt": last}} if last else {})},
+                                        {**fields, "version": 1}).sort([("_id", 1)]).limit(BATCH).to_list(None):
+        last = docs[-1]["_id"]
+        result = await collection.bulk_write([UpdateOne({"_id": doc["_id"], "version": doc.get("version")},
+                                                        {"$set": derive(doc)}) for doc in docs], ordered=False)
+        updated += result.modified_count
+    return updated
+
+
+async def store_task_order_keys(db: Database) -> int:
+    """Give every task row its stored order values (stores/task_criteria.py ORDER_FIELDS), for rows written before
+    lists sorted on them; returns the rows updated."""
+    updated = await _backfill(db.collection(TASKS), {"$or": [{key: {"$exists": False}} for key in ORDER_KEYS]},
+                              {stored: 1 for stored, _missing, _key in ORDER_FIELDS.values()}, order_keys)
+    if updated:
+        log.info("task order values stored", extra={"tasks": updated})
+    return updated
+
+
+async def store_case_search_terms(db: Database) -> int:
+    """Give every case its search terms (stores/case_criteria.py), for cases written before the text filter read
+    them; returns the cases updated."""
+    updated = await _backfill(db.collection(CASES), {SEARCH_TERMS: {"$exists": False}},
+                              {"title": 1, "customer.name": 1},
+                              lambda doc: {SEARCH_TERMS: search_terms(doc)})
+    if updated:
+        log.info("case search terms stored", extra={"cases": updated})
     return updated

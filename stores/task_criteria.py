@@ -11,15 +11,35 @@ from stores.case_scope import combined
 # The states in which a task is still to be done (claims and the lists read this one list).
 OPEN_STATES = ("CREATED", "ASSIGNED", "READY", "RESERVED", "IN_PROGRESS")
 
-# Public order names -> stored field, and the value that stands in for a missing one: a task without a due date
-# is due last, one without a priority is the least urgent, one recorded before `createdAt` was kept the oldest.
-ORDER_FIELDS: dict[str, tuple[str, Any]] = {
-    "DUE_AT": ("dueAt", datetime(9999, 12, 31, tzinfo=timezone.utc)),
-    "CREATED_AT": ("createdAt", datetime(1970, 1, 1, tzinfo=timezone.utc)),
-    "PRIORITY": ("priority", -(2**31) - 1),  # below every priority the event model admits (an int32)
+# Public order names -> stored field, the value that stands in for a missing one, and the field of the row that
+# holds the order value (the field, or the stand-in where the field is missing): a task without a due date is due
+# last, one without a priority is the least urgent, one recorded before `createdAt` was kept the oldest. The order
+# value is stored on the row at each write (`order_keys`), so an index on (filter..., order value, _id) serves the
+# sort; computed in the pipeline, as it once was, no index could serve it and every list was a blocking sort.
+ORDER_FIELDS: dict[str, tuple[str, Any, str]] = {
+    "DUE_AT": ("dueAt", datetime(9999, 12, 31, tzinfo=timezone.utc), "dueOrder"),
+    "CREATED_AT": ("createdAt", datetime(1970, 1, 1, tzinfo=timezone.utc), "createdOrder"),
+    "PRIORITY": ("priority", -(2**31) - 1, "priorityOrder"),  # below every priority the event model admits (an int32)
 }
-# Every order sorts on this computed key (never null), then on _id, so keyset cursors are total.
-SORT_KEY = "sortKey"
+# The stored order values: write bookkeeping, never published or listed as the engine's fields.
+ORDER_KEYS = tuple(key for _stored, _missing, key in ORDER_FIELDS.values())
+
+
+def order_keys(row: dict[str, Any]) -> dict[str, Any]:
+    """The order values of a row (or of a task's fields about to be written as one): every writer sets them."""
+    return {key: missing if row.get(stored) is None else row[stored]
+            for stored, missing, key in ORDER_FIELDS.values()}
+
+
+def order_key_changes(values: dict[str, Any]) -> dict[str, Any]:
+    """The order values that setting `values` on a row changes (a claim sets none of the ordered fields today)."""
+    return {key: missing if values[stored] is None else values[stored]
+            for stored, missing, key in ORDER_FIELDS.values() if stored in values}
+
+
+def order_key(order: TaskOrder) -> str:
+    """The row's field that holds its value in `order` (cursors record it)."""
+    return ORDER_FIELDS[order.field][2]
 
 
 @dataclass(frozen=True)
@@ -117,18 +137,13 @@ def task_filter(criteria: TaskCriteria | None) -> dict[str, Any]:
     return combined(clauses)
 
 
-def sort_key(order: TaskOrder) -> dict[str, Any]:
-    """The `$addFields` stage that gives every row its order value (the stand-in where the field is missing)."""
-    stored, missing = ORDER_FIELDS[order.field]
-    return {"$addFields": {SORT_KEY: {"$ifNull": [f"${stored}", missing]}}}
-
-
 def after_filter(order: TaskOrder, value: Any, last_id: str) -> dict[str, Any]:
-    """Keyset condition: rows strictly after (value, last_id) in `order` (on the computed sort key)."""
+    """Keyset condition: rows strictly after (value, last_id) in `order` (on the stored order value)."""
     op = "$lt" if order.descending else "$gt"
-    return {"$or": [{SORT_KEY: {op: value}}, {SORT_KEY: value, "_id": {op: last_id}}]}
+    key = order_key(order)
+    return {"$or": [{key: {op: value}}, {key: value, "_id": {op: last_id}}]}
 
 
 def sort_spec(order: TaskOrder) -> list[tuple[str, int]]:
     direction = -1 if order.descending else 1
-    return [(SORT_KEY, direction), ("_id", direction)]
+    return [(order_key(order), direction), ("_id", direction)]

@@ -19,12 +19,14 @@ from errors import Conflict
 from stores.case_scope import CaseScope, within_scope
 from stores.database import DUPLICATE_KEY, Database
 from stores.staged_records import STAGED_INDEX, StagedRecords
-from stores.task_criteria import OPEN_STATES, TaskCriteria, TaskOrder, after_filter, sort_key, sort_spec, task_filter
+from stores.task_criteria import (ORDER_KEYS, OPEN_STATES, TaskCriteria, TaskOrder, after_filter, order_key_changes,
+                                  order_keys, sort_spec, task_filter)
 
 COLLECTION = "tasks"
 # What a task row copies from its case: enough for the row scope and the dashboard's filters.
 VISIBILITY_FIELDS = ("caseType", "branch", "restricted", "customerId")
-_BOOKKEEPING = frozenset({"_id", "id", "caseId", "stamps", "version", "outbox", "stagedAt", *VISIBILITY_FIELDS})
+_BOOKKEEPING = frozenset({"_id", "id", "caseId", "stamps", "version", "outbox", "stagedAt", *VISIBILITY_FIELDS,
+                          *ORDER_KEYS})
 MAX_MERGE_ATTEMPTS = 10
 # A listed row leaves its write bookkeeping in the store.
 _LIST_PROJECTION = {"outbox": 0, "stagedAt": 0, "stamps": 0}
@@ -32,19 +34,26 @@ _LIST_PROJECTION = {"outbox": 0, "stagedAt": 0, "stamps": 0}
 INDEXES = [
     IndexModel([("caseId", ASCENDING)], name="case"),
     IndexModel([("id", ASCENDING)], name="task_id"),
-    # The inbox's $or (stores/task_criteria.py), one index per branch. Offered to my groups: every equality of that
-    # branch (candidate group, unassigned, open state), then the caller's branch when the row scope names one, so
-    # rows someone holds or of another branch are skipped inside the index instead of fetched; the order's key is
-    # computed in the pipeline, so no index serves the sort (the matching rows are fetched and top-k sorted).
-    IndexModel([("candidateGroups", ASCENDING), ("assignee", ASCENDING), ("state", ASCENDING), ("branch", ASCENDING),
-                ("dueAt", ASCENDING)], name="group_assignee_state_branch_due"),
-    # What I hold.
+    # Each list's filter, then its order's stored value (stores/task_criteria.py ORDER_FIELDS) and _id: the index
+    # finds the rows in the order of the page, so a page reads `first` + 1 rows instead of sorting every match.
+    # By candidate group, and the inbox's offered branch of its $or: the group, the order, then the branch's other
+    # conditions (unassigned, open state) and the caller's branch when the row scope names one, so rows someone
+    # holds, done or of another branch are skipped inside the index while it is walked in due order.
+    IndexModel([("candidateGroups", ASCENDING), ("dueOrder", ASCENDING), ("_id", ASCENDING), ("assignee", ASCENDING),
+                ("state", ASCENDING), ("branch", ASCENDING)], name="group_due_order"),
+    # What I hold (the inbox's other branch, and the list by assignee).
+    IndexModel([("assignee", ASCENDING), ("dueOrder", ASCENDING), ("_id", ASCENDING)], name="assignee_due_order"),
+    # The unfiltered list in each order.
+    IndexModel([("dueOrder", ASCENDING), ("_id", ASCENDING)], name="due_order"),
+    IndexModel([("createdOrder", ASCENDING), ("_id", ASCENDING)], name="created_order"),
+    IndexModel([("priorityOrder", ASCENDING), ("_id", ASCENDING)], name="priority_order"),
+    # The calendar's held tasks due in a window (stores/calendar.py).
     IndexModel([("assignee", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="assignee_state_due"),
     IndexModel([("branch", ASCENDING), ("state", ASCENDING), ("dueAt", ASCENDING)], name="branch_state_due"),
     STAGED_INDEX,
 ]
 # Indexes an earlier version created and INDEXES replaces: dropped at startup, so writes stop paying for them.
-SUPERSEDED_INDEXES = ("group_state_due",)
+SUPERSEDED_INDEXES = ("group_state_due", "group_assignee_state_branch_due")
 INDEX_NOT_FOUND = 27  # MongoDB's IndexNotFound
 
 
@@ -130,7 +139,8 @@ class TaskStore:
             basis, version = merge_task(rows[key], change.task), rows[key]["version"]
         else:
             basis, version = change.task, None
-        values = {**_engine_fields(basis), "stamps": basis.get("stamps", {}), **change.visibility}
+        fields = _engine_fields(basis)
+        values = {**fields, **order_keys(fields), "stamps": basis.get("stamps", {}), **change.visibility}
         if version is None:
             return InsertOne({**values, "_id": key, "id": change.task["id"], "caseId": change.case_id, "version": 1})
         return UpdateOne({"_id": key, "version": version}, {"$set": values, "$inc": {"version": 1}})
@@ -173,13 +183,14 @@ class TaskStore:
 
     async def find(self, criteria: TaskCriteria | None, order: TaskOrder, first: int,
                    after: tuple[Any, str] | None = None, *, scope: CaseScope) -> tuple[list[dict[str, Any]], bool]:
-        """A page of visible task rows in `order` (each with its order value under `sortKey`), and whether more
-        follow; one round trip."""
-        pipeline: list[dict[str, Any]] = [{"$match": within_scope(task_filter(criteria), scope, id_field="caseId")},
-                                          sort_key(order)]
+        """A page of visible task rows in `order` (each with its stored order value, `order_key(order)`), and
+        whether more follow; one round trip, the filter and the sort in one index (INDEXES)."""
+        query = within_scope(task_filter(criteria), scope, id_field="caseId")
         if after is not None:
-            pipeline.append({"$match": after_filter(order, after[0], after[1])})
-        pipeline += [{"$sort": dict(sort_spec(order))}, {"$limit": first + 1}, {"$project": _LIST_PROJECTION}]
+            keyset = after_filter(order, after[0], after[1])
+            query = {"$and": [query, keyset]} if query else keyset
+        pipeline: list[dict[str, Any]] = [{"$match": query}, {"$sort": dict(sort_spec(order))}, {"$limit": first + 1},
+                                          {"$project": _LIST_PROJECTION}]
         rows = await self._tasks.aggregate(pipeline).to_list(None)
         return rows[:first], len(rows) > first
 
@@ -202,7 +213,7 @@ class TaskStore:
         row and commands) in the same update; the row as written, or None when the precondition no longer holds."""
         return await self._tasks.find_one_and_update(
             within_scope({"_id": row_key, **precondition}, scope, id_field="caseId"),
-            {"$set": {**values, "stagedAt": datetime.now(timezone.utc)},
+            {"$set": {**values, **order_key_changes(values), "stagedAt": datetime.now(timezone.utc)},
              "$push": {"outbox": {"$each": list(staged)}}, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
