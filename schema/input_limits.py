@@ -5,7 +5,7 @@ which the token limit never sees: a 28 KB `or` filter is one variable. Each argu
 input type, so custom scalars (`JSON`, `_Any`) are single values here (events are bounded at ingest instead):
 - every list (`status`, `or`, `_entities`' `representations`, …) holds at most `max_list_length` items;
 - input objects nest at most `max_input_depth` levels (`filter` is 1, an `or` inside it 2, …);
-- all the arguments of a request hold at most `max_input_items` input objects and list items together;
+- all the arguments of a request hold at most `max_input_items` input objects and items of lists of scalars;
 - a string holds at most `max_string_length` characters, and a search text (`CaseFilter.text`, matched against
   every candidate case) at most `max_search_text_length`.
 A refusal is QUERY_TOO_COMPLEX (the same code as the query limits: the request asks for more work than one request
@@ -19,7 +19,7 @@ from typing import Any
 
 from graphql import (
     ArgumentNode, DocumentNode, GraphQLError, GraphQLID, GraphQLInputObjectType, GraphQLList, GraphQLNonNull,
-    GraphQLSchema, GraphQLString, TypeInfo, TypeInfoVisitor, Undefined, Visitor, value_from_ast_untyped, visit,
+    GraphQLSchema, GraphQLString, TypeInfo, get_named_type, TypeInfoVisitor, Undefined, Visitor, value_from_ast_untyped, visit,
 )
 from graphql.language import SKIP, VisitorAction
 
@@ -84,7 +84,8 @@ class _InputMeter(Visitor):
         if isinstance(type_, GraphQLList):
             items = value if isinstance(value, list) else [value]  # a single value is coerced to a list of one
             self._check(len(items), limits.max_list_length, "list length", f"{where} has {len(items)} items", node)
-            self._count(len(items), node)
+            if not isinstance(get_named_type(type_), GraphQLInputObjectType):
+                self._count(len(items), node)  # input objects count themselves, below
             for item in items:
                 self._measure(item, type_.of_type, where, depth, node)
         elif isinstance(type_, GraphQLInputObjectType):
@@ -105,7 +106,7 @@ class _InputMeter(Visitor):
     def _count(self, items: int, node: ArgumentNode) -> None:
         self._items += items
         self._check(self._items, self._limits.max_input_items, "input size",
-                    f"the arguments hold at least {self._items} input objects and list items", node)
+                    "the arguments hold too many input objects and list items", node)
 
     @staticmethod
     def _check(measured: int, limit: int, what: str, detail: str, node: ArgumentNode) -> None:
