@@ -67,7 +67,8 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
     notes = NoteStore(database)
     stored_letters = StoreDeadLetters(DeadLetterStore(database, cipher))
     bus = UpdatesBus()
-    responses = ResponseCache(ttl_seconds=settings.response_cache_seconds)
+    responses = ResponseCache(ttl_seconds=settings.response_cache_seconds,
+                              max_bytes=settings.response_cache_max_bytes)
     bus.add_listener(responses.on_published)
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
     relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)

@@ -50,6 +50,8 @@ class Settings:
     # OpenTelemetry traces are exported only when this is set (tracing.py); the SDK reads the other OTEL_* itself.
     otel_exporter_otlp_endpoint: str | None = None
     response_cache_seconds: float = 30.0
+    # The response cache's bound in bytes (answers differ in size by orders of magnitude; CONTRACT: 64 MiB).
+    response_cache_max_bytes: int = 64 * 1024 * 1024
     # A request body that has not fully arrived by then is refused with 408 (a trickling client holds a task).
     request_body_seconds: float = 60.0
     # How often each instance's outbox relay looks for messages and staged effects nobody sent.
@@ -104,6 +106,7 @@ class Settings:
                                    if env.get("GRAPHQL_INTROSPECTION") else None),
             allow_embedded=_flag(env.get("ALLOW_EMBEDDED"), default=False),
             response_cache_seconds=float(env.get("RESPONSE_CACHE_SECONDS", cls.response_cache_seconds)),
+            response_cache_max_bytes=int(env.get("RESPONSE_CACHE_MAX_BYTES", cls.response_cache_max_bytes)),
             request_body_seconds=float(env.get("REQUEST_BODY_SECONDS", cls.request_body_seconds)),
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
             pesel_lookups_per_hour=int(env.get("PESEL_LOOKUPS_PER_HOUR", cls.pesel_lookups_per_hour)),

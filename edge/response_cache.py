@@ -7,6 +7,12 @@ customers the response showed. Every applied change (this instance's writes at o
 `case-updates`; a claim or a terms change as `case.task_changed` / `case.terms_changed`) evicts what depends on its case or customer; a TTL bounds anything an event cannot name
 (e.g. a case moved to another customer). A response computed while any change arrived is not stored.
 Hits are audited like any other read.
+
+The cache is bounded in bytes (`max_bytes`, RESPONSE_CACHE_MAX_BYTES), not only in entries: answers differ in
+size by orders of magnitude (a case with a long comment in every history entry weighed ~2.7 MB), so 10,000 entries
+alone could hold gigabytes. An entry weighs its answer's JSON, its key (query text and variables) and a fixed
+allowance for its bookkeeping; the least recently used entries go first, and an answer that alone would exceed
+the bound is not stored. `case_repository_response_cache_bytes` shows the current weight.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from typing import Any
 
 import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from auth.principal import Principal
 from consumers.publication import Published
@@ -27,6 +33,11 @@ from consumers.publication import Published
 # The hit ratio is hits / (hits + misses), over cacheable requests only (a `case(id)` read by a signed-in caller).
 HITS = Counter("case_repository_response_cache_hits_total", "Cacheable requests answered from the response cache")
 MISSES = Counter("case_repository_response_cache_misses_total", "Cacheable requests that had to be executed")
+BYTES = Gauge("case_repository_response_cache_bytes", "Bytes the response cache holds (answers, keys, bookkeeping)")
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# The key tuple, the entry, its id sets and its places in the dependency index, roughly, per entry.
+ENTRY_OVERHEAD_BYTES = 512
 
 # Root fields whose answer depends only on the cases (and their customers) it shows.
 CACHEABLE_ROOTS = frozenset({"case", "__typename"})
@@ -42,6 +53,7 @@ class CachedResponse:
     # What it depends on: also the ids asked for and not found (a case created later must evict the null).
     depends_on: frozenset[str]
     stored_at: float
+    weight: int = 0
 
 
 @lru_cache(maxsize=512)
@@ -62,10 +74,12 @@ def cacheable_operation(query: str, operation_name: str | None) -> str | None:
 
 
 class ResponseCache:
-    def __init__(self, *, ttl_seconds: float, max_entries: int = 10_000,
+    def __init__(self, *, ttl_seconds: float, max_entries: int = 10_000, max_bytes: int = DEFAULT_MAX_BYTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._clock = clock
         self._entries: OrderedDict[Hashable, CachedResponse] = OrderedDict()
         self._dependents: dict[str, set[Hashable]] = {}
@@ -107,13 +121,18 @@ class ResponseCache:
             return
         self._drop(key)
         depends_on = frozenset({*case_ids, *looked_up, *(f"customer:{c}" for c in customer_ids)})
+        weight = _weight(key, data, depends_on, fields)
+        if weight > self._max_bytes:
+            return  # it alone would push everything else out
         entry = CachedResponse(data, frozenset(case_ids), frozenset(customer_ids), frozenset(fields), depends_on,
-                               self._clock())
+                               self._clock(), weight)
         self._entries[key] = entry
+        self._bytes += weight
         for dependency in entry.depends_on:
             self._dependents.setdefault(dependency, set()).add(key)
-        while len(self._entries) > self._max:
+        while len(self._entries) > self._max or self._bytes > self._max_bytes:
             self._drop(next(iter(self._entries)))
+        BYTES.set(self._bytes)
 
     def changed(self, case_id: str, customer_id: str | None) -> None:
         """A case (and so its customer's aggregates) changed: forget every response that showed either."""
@@ -130,6 +149,8 @@ class ResponseCache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return
+        self._bytes -= entry.weight
+        BYTES.set(self._bytes)
         for dependency in entry.depends_on:
             keys = self._dependents.get(dependency)
             if keys is not None:
@@ -139,3 +160,15 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """What the entries weigh together (see the module docstring)."""
+        return self._bytes
+
+
+def _weight(key: Hashable, data: dict[str, Any], depends_on: frozenset[str], fields: set[str]) -> int:
+    """An entry's bytes: its answer as JSON, the strings of its key, its id sets, and a fixed allowance."""
+    keyed = sum(len(part) for part in key if isinstance(part, (str, bytes))) if isinstance(key, tuple) else 0
+    ids = sum(len(i) for i in depends_on) + sum(len(f) for f in fields)
+    return len(orjson.dumps(data)) + keyed + 2 * ids + ENTRY_OVERHEAD_BYTES

@@ -1,13 +1,14 @@
 """The /graphql view: the request context, the response cache in front of execution, WebSocket sign-in, and
 answers in the GraphQL-over-HTTP shape: every refusal coded JSON (edge.refusals), the media type the client asks for,
 and with `application/graphql-response+json` a request error (a document or variables that do not parse or
-validate) answered 400, as that type promises."""
+validate) answered 400, as that type promises. A WebSocket message is bounded like an HTTP body (1 MiB): a larger one
+closes the socket with 4400 and a reason that names the bound."""
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from graphql import GraphQLError
 from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
@@ -30,6 +31,20 @@ from edge.response_cache import cacheable_operation
 # Strawberry's own refusals, by status: the code a client can act on.
 _REFUSAL_CODES = {404: "NOT_FOUND"}
 _ALLOWED_METHODS = {"Allow": "GET, POST"}
+# Like an HTTP body (edge.app.MAX_BODY_BYTES): a subscribe message is a GraphQL request as well.
+MAX_MESSAGE_BYTES = 1024 * 1024
+# graphql-transport-ws closes on a message it cannot accept with 4400 (its clients do not retry 4400 either).
+MESSAGE_TOO_LARGE = 4400
+
+
+class BoundedWebSocket(web.WebSocketResponse):
+    """aiohttp's reader stops at `max_msg_size` (without buffering the rest) and closes with the generic 1009;
+    the protocol's clients expect a 4400-range code, so that close says 4400 and why."""
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG:
+            code, message = MESSAGE_TOO_LARGE, f"Message larger than {MAX_MESSAGE_BYTES} bytes".encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 class CaseRepositoryView(GraphQLView):
@@ -95,6 +110,12 @@ class CaseRepositoryView(GraphQLView):
             raise ConnectionRejectionError()
         context.sign_in(principal)
         return UNSET
+
+    async def create_websocket_response(self, request: web.Request,  # type: ignore[override]
+                                        subprotocol: str | None) -> web.WebSocketResponse:
+        socket = BoundedWebSocket(protocols=[subprotocol] if subprotocol else [], max_msg_size=MAX_MESSAGE_BYTES)
+        await socket.prepare(request)
+        return socket
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames.

@@ -8,6 +8,8 @@ import strawberry
 from graphql import GraphQLError, GraphQLObjectType
 from graphql.pyutils import Path
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.federation.schema import FederationAny
+from strawberry.types import Info
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
@@ -16,6 +18,7 @@ from schema.appointments import AppointmentMutations, CalendarQueries
 from schema.audit import AuditOperation, AuditQueries
 from schema.cases import Case, CaseQueries, Document, Participant
 from schema.customers import Customer, CustomerQueries
+from schema.entities import distinct_entities
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
 from schema.fast_execution import execute_fields_fast, plans_of
@@ -76,6 +79,11 @@ class CaseRepositoryExecutor(FreshPerEventExecutor):
 class CaseRepositorySchema(strawberry.federation.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_errors(errors)
+
+    # Same signature as Strawberry's: the `_entities` field is built from it.
+    def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
+        return distinct_entities(lambda distinct: super(CaseRepositorySchema, self).entities_resolver(info, distinct),
+                                 representations)
 
 
 def assemble_schema(*, expose_internal_errors: bool = True, describe_schema: bool = True,

@@ -1,6 +1,7 @@
 """The unified Case model (CONTRACT §3)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -323,8 +324,13 @@ class Case:
     @strawberry.field(description="The case's actions, newest first.")
     async def history(self, info: Info, first: int | None = None,
                       after: str | None = None) -> Connection[HistoryEntry]:
-        page = await case_rules.history_page(self.doc, info.context, first, after)
-        return connection_from_page(page, HistoryEntry.from_doc)
+        # One read per page of this object: `_entities` hands one Case to every copy of a representation
+        # (schema/entities.py), and graphql-core resolves the copies' fields concurrently.
+        pages = self.__dict__.setdefault("_history_pages", {})
+        if (first, after) not in pages:
+            pages[(first, after)] = asyncio.ensure_future(
+                case_rules.history_page(self.doc, info.context, first, after))
+        return connection_from_page(await pages[(first, after)], HistoryEntry.from_doc)
 
     @strawberry.field(description="Notes written on the case, newest first.")
     async def notes(self, info: Info) -> list[Note]:

@@ -17,6 +17,9 @@ What is measured:
 Each fragment is measured once, so fragments spreading each other twice ("fragment bombs") take linear
 time, and the walks use explicit stacks, so a deep document cannot exhaust Python's recursion limit.
 
+The values of the arguments (literal or variables: lists, nesting, sizes) are bounded by schema/input_limits.py,
+checked with the cost.
+
 Depth and aliases are validation rules: ValidationCache keeps their verdict with the cached document, so
 a repeated request is rejected again without re-measuring. The cost needs the request's variables, so
 it is checked in `on_execute`, after validation and before graphql-core executes anything.
@@ -43,6 +46,8 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaEx
 from strawberry.types import StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
+from schema.input_limits import InputLimits, input_error
+
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 # Fields that cost a store round trip for each parent object (a customer's own case list and timeline, a case's
 # history rows): under a list of 200 cases they would be 200 queries each, so each weighs as much as a modest page
@@ -65,6 +70,7 @@ class QueryLimits:
     # Room for `cases(first: 500)` with a few nested lists (~13k) but not for a full case detail per node.
     max_cost: int = 50_000
     default_list_size: int = 20
+    inputs: InputLimits = InputLimits()
 
 
 def too_complex(what: str, value: int | None, limit: int, nodes: Any = None) -> GraphQLError:
@@ -111,8 +117,9 @@ class QueryLimitGuard(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
-        error = self._cost_error(context.schema._schema, context.graphql_document, context.operation_name,
-                                 context.variables or {})
+        schema, document, variables = context.schema._schema, context.graphql_document, context.variables or {}
+        error = input_error(self.limits.inputs, schema, document, variables) if document is not None else None
+        error = error or self._cost_error(schema, document, context.operation_name, variables)
         if error is not None:
             if context.operation_type is OperationType.SUBSCRIPTION:
                 # Strawberry turns an exception from on_execute into the subscription's error result.

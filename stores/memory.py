@@ -1,18 +1,30 @@
-"""The in-memory store (mongomock-motor) used by `make run` and the tests.
+"""The in-memory store (mongomock) used by `make run` and the tests, served off the event loop.
+
+mongomock is plain Python: every call computes its answer at once, so run on the event loop one slow call (a scan
+of a long collection, a filter with many clauses) would stop every other request, `/healthz` included. Its calls
+run instead on one dedicated worker thread (`MemoryClient`): the loop stays free while a call computes, and one
+thread keeps mongomock's single-threaded assumptions (no two calls ever touch its data at once). The async face
+is the subset of motor's that the stores use.
 
 pymongo >= 4.11 passes `sort=` to bulk update operations, which mongomock 4.3 does not accept. We keep a
 current pymongo for real MongoDB and teach mongomock's bulk builder to accept (and refuse to ignore) it.
 """
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import mongomock
 import mongomock.aggregate
 import mongomock.collection
 import mongomock.filtering
 import mongomock.store
-from mongomock_motor import AsyncMongoMockClient
+# mongomock-motor's patches give a DuplicateKeyError the `keyValue`/`keyPattern` details real MongoDB sends.
+from mongomock_motor.patches import _patch_client_internals, _patch_collection_internals
 
 _Builder = mongomock.collection.BulkOperationBuilder
 
@@ -32,9 +44,159 @@ if not hasattr(_Builder.add_update, "__wrapped__"):
     _Builder.add_replace = _without_sort(_Builder.add_replace)
 
 
-def memory_client() -> Any:
+def memory_client() -> MemoryClient:
     """A fresh in-memory MongoDB client; datetimes come back timezone-aware like the real one."""
-    return AsyncMongoMockClient(tz_aware=True)
+    return MemoryClient(_patch_client_internals(mongomock.MongoClient(tz_aware=True)))
+
+
+# Every in-memory client of the process shares this one thread: mongomock is not thread-safe, and a thread per
+# client would leave one idle thread behind for each test's database.
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-memory-store")
+# `async for` over a cursor fetches this many documents per trip to the worker.
+_BATCH = 1000
+
+
+async def _off_loop(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)` on the store's worker thread; the event loop serves other requests meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_WORKER, functools.partial(call, *args, **kwargs))
+
+
+class MemoryClient:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getitem__(self, name: str) -> MemoryDatabase:
+        return MemoryDatabase(self._client[name])
+
+    def get_database(self, name: str) -> MemoryDatabase:
+        return self[name]
+
+    async def drop_database(self, name: str) -> None:
+        await _off_loop(self._client.drop_database, name)
+
+    def close(self) -> None:
+        """Nothing to release: the data lives as long as the client object."""
+
+
+class MemoryDatabase:
+    def __init__(self, database: Any) -> None:
+        self._database = database
+        self.name: str = database.name
+
+    def __getitem__(self, name: str) -> MemoryCollection:
+        return MemoryCollection(self, self._database.get_collection(name))
+
+    def get_collection(self, name: str) -> MemoryCollection:
+        return self[name]
+
+    async def command(self, command: Any, **kwargs: Any) -> Any:
+        return await _off_loop(self._database.command, command, **kwargs)
+
+    async def list_collection_names(self) -> list[str]:
+        return await _off_loop(self._database.list_collection_names)
+
+    async def drop_collection(self, name: str) -> None:
+        await _off_loop(self._database.drop_collection, name)
+
+
+# The collection operations the stores await; each one runs whole on the worker.
+_ASYNC_OPERATIONS = frozenset({
+    "bulk_write", "count_documents", "create_index", "create_indexes", "delete_many", "delete_one", "distinct",
+    "drop", "drop_index", "drop_indexes", "estimated_document_count", "find_one", "find_one_and_delete",
+    "find_one_and_replace", "find_one_and_update", "index_information", "insert_many", "insert_one",
+    "replace_one", "update_many", "update_one",
+})
+
+
+class MemoryCollection:
+    def __init__(self, database: MemoryDatabase, collection: Any) -> None:
+        self.database = database
+        self._collection = _patch_collection_internals(collection)
+        self.name: str = collection.name
+
+    def __getattr__(self, operation: str) -> Any:
+        if operation not in _ASYNC_OPERATIONS:
+            raise AttributeError(f"the in-memory store does not offer {operation!r}")
+        method = getattr(self._collection, operation)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await _off_loop(method, *args, **kwargs)
+
+        return call
+
+    def find(self, *args: Any, **kwargs: Any) -> MemoryCursor:
+        return MemoryCursor(functools.partial(self._collection.find, *args, **kwargs))
+
+    def aggregate(self, pipeline: list[dict[str, Any]], **kwargs: Any) -> MemoryCursor:
+        # mongomock runs a pipeline when it is called: deferred to the worker like a find.
+        return MemoryCursor(functools.partial(self._collection.aggregate, pipeline, **kwargs))
+
+    def list_indexes(self) -> MemoryCursor:
+        return MemoryCursor(lambda: iter(list(self._collection.list_indexes())))
+
+
+# Cursor modifiers: recorded on the loop, applied on the worker before the first document is read.
+_MODIFIERS = frozenset({"sort", "limit", "skip", "batch_size", "hint", "collation", "max_time_ms", "comment",
+                        "allow_disk_use"})
+
+
+class MemoryCursor:
+    """A lazy cursor: opened, modified and read on the worker thread."""
+
+    def __init__(self, open_cursor: Callable[[], Any]) -> None:
+        self._open = open_cursor
+        self._modifiers: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._cursor: Any = None
+        self._buffer: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _MODIFIERS:
+            raise AttributeError(f"the in-memory store's cursors do not offer {name!r}")
+
+        def modify(*args: Any, **kwargs: Any) -> MemoryCursor:
+            if self._cursor is not None:
+                raise RuntimeError(f"{name}() after the cursor was read")
+            self._modifiers.append((name, args, kwargs))
+            return self
+
+        return modify
+
+    def _opened(self) -> Any:
+        if self._cursor is None:
+            cursor = self._open()
+            for name, args, kwargs in self._modifiers:
+                modified = getattr(cursor, name)(*args, **kwargs)
+                cursor = cursor if modified is None else modified
+            self._cursor = iter(cursor)
+        return self._cursor
+
+    def _read(self, count: int | None) -> list[Any]:
+        cursor = self._opened()
+        if count is None:
+            return list(cursor)
+        batch = []
+        for document in cursor:
+            batch.append(document)
+            if len(batch) >= count:
+                break
+        return batch
+
+    async def to_list(self, length: int | None = None) -> list[Any]:
+        documents, self._buffer = self._buffer, []
+        wanted = None if length is None else length - len(documents)
+        if wanted is None or wanted > 0:
+            documents += await _off_loop(self._read, wanted)
+        return documents
+
+    def __aiter__(self) -> MemoryCursor:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self._buffer:
+            self._buffer = await _off_loop(self._read, _BATCH)
+            if not self._buffer:
+                raise StopAsyncIteration
+        return self._buffer.pop(0)
 
 
 # mongomock runs every aggregation over a deep copy of the whole collection, and a `$lookup` as one scan of the
