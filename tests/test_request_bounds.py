@@ -6,6 +6,7 @@ representation once. The response cache is bounded in bytes, and a WebSocket mes
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from edge.response_cache import ResponseCache
 from edge.view import MAX_MESSAGE_BYTES
 from settings import Settings
 from stores.database import Database
-from tests.factories import created, task_created
+from tests.factories import BASE_TIME, action_recorded, created, task_created
 from tests.live import TIMEOUT, next_frame, signed_in_socket, subscribe
 
 CASES = "query ($filter: CaseFilter) { cases(filter: $filter, first: 10) { totalCount } }"
@@ -164,20 +165,29 @@ async def test_repeated_representations_are_resolved_once_and_answered_for_each(
 
 # --- the response cache: bounded in bytes --------------------------------------------------------------------
 
-CASE_DETAIL = "query ($id: ID!) { case(id: $id) { id title } }"
-TITLE = "T" * 1_000
+# Long answers come from contact notes (free text: up to 4,000 characters each at ingest).
+CASE_DETAIL = "query ($id: ID!) { case(id: $id) { id history(first: 2) { edges { node { summary } } } } }"
+SUMMARY = "T" * 700
+
+
+async def _case_with_notes(services: Any, case_id: str, *summaries: str) -> None:
+    await services.pipeline.ingest([created(case_id, time=BASE_TIME)] + [
+        action_recorded(case_id, f"A-{n}", BASE_TIME + timedelta(minutes=n + 1), summary=summary,
+                        time=BASE_TIME + timedelta(minutes=n + 1))
+        for n, summary in enumerate(summaries)])
 
 
 @pytest.fixture
 def settings() -> Settings:
-    # About three cached answers of a 1,000-character title fit in 5,000 bytes.
+    # Three cached answers of a 700-character summary fit in 5,000 bytes (about 1.5 KB each, key included).
     return Settings(demo_data=False, outbox_relay_seconds=3600.0, response_cache_max_bytes=5_000)
 
 
 async def test_the_response_cache_holds_no_more_bytes_than_its_bound(
     gql: Any, services: Any, client: TestClient, database: Database,
 ) -> None:
-    await services.pipeline.ingest([created(f"CASE-{n}", data={"title": f"{n} {TITLE}"}) for n in range(1, 7)])
+    for n in range(1, 7):
+        await _case_with_notes(services, f"CASE-{n}", f"{n} {SUMMARY}")
 
     for n in range(1, 7):
         await gql(CASE_DETAIL, {"id": f"CASE-{n}"})
@@ -196,11 +206,12 @@ async def test_the_response_cache_holds_no_more_bytes_than_its_bound(
 
 
 async def test_an_answer_larger_than_the_whole_bound_is_not_cached(gql: Any, services: Any) -> None:
-    await services.pipeline.ingest([created("CASE-1", data={"title": "L" * 6_000})])
+    await _case_with_notes(services, "CASE-1", "L" * 3_000, "M" * 3_000)
 
     answer = await gql(CASE_DETAIL, {"id": "CASE-1"})
 
-    assert answer == {"data": {"case": {"id": "CASE-1", "title": "L" * 6_000}}}
+    assert answer == {"data": {"case": {"id": "CASE-1", "history": {"edges": [
+        {"node": {"summary": "M" * 3_000}}, {"node": {"summary": "L" * 3_000}}]}}}}
     assert (len(services.responses), services.responses.bytes) == (0, 0)
 
 
