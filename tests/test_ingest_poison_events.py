@@ -1,54 +1,17 @@
 """An event that fails every time it is applied (not an outage) is dead-lettered; its partition goes on."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from consumers.kafka_ingest import IngestConsumer
 from stores.case_scope import EVERYTHING
 from tests.factories import case_created_data, envelope
-
-PARTITION = TopicPartition("case-events", 0)
-
-
-@dataclass
-class Message:
-    offset: int
-    value: bytes
-    key: bytes
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-    topic: str = PARTITION.topic
-    partition: int = PARTITION.partition
-
-
-class Consumer:
-    """What the ingest loop asks of aiokafka's consumer while applying a batch."""
-
-    def __init__(self) -> None:
-        self.committed: dict[TopicPartition, int] = {}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.committed.update(offsets)
-
-    def assignment(self) -> set[TopicPartition]:
-        return {PARTITION}
-
-    def highwater(self, partition: TopicPartition) -> int:
-        return 3
-
-
-class Letters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, str]] = []
-
-    async def record(self, payload: Any, reason: str, **_: Any) -> None:
-        self.sent.append((payload, reason))
+from tests.ingest_fakes import PARTITION, Consumer, Letters, Message
 
 
 def _message(offset: int, case_id: str) -> Message:
@@ -66,7 +29,7 @@ def loop(settings, services, monkeypatch) -> tuple[IngestConsumer, Consumer, Let
         return await real_ingest(events, **kwargs)
 
     monkeypatch.setattr(services.pipeline, "ingest", ingest)
-    letters, consumer = Letters(), Consumer()
+    letters, consumer = Letters(), Consumer(end=3)
     ingest_loop = IngestConsumer(settings, services.pipeline, letters)
     ingest_loop._consumer = consumer
     return ingest_loop, consumer, letters

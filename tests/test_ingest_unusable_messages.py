@@ -5,12 +5,10 @@ tests/kafka/test_kafka_fuzz.py replays the same shapes against a real broker."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
 
 from consumers.cloudevents import InvalidEvent, parse_kafka_message
 from consumers.kafka_ingest import IngestConsumer
@@ -18,8 +16,8 @@ from consumers.kafka_updates import UnusableUpdate, UpdatesListener, read_update
 from consumers.updates import UpdatesBus
 from stores.case_scope import EVERYTHING
 from tests.factories import case_created_data, envelope
+from tests.ingest_fakes import PARTITION, Consumer, Letters, Message
 
-PARTITION = TopicPartition("case-events", 0)
 CASE = "CASE-U-1"
 
 
@@ -84,38 +82,6 @@ def test_every_unusable_case_events_message_is_an_invalid_event_with_its_reason(
     assert refused.value.reason.startswith(reason), refused.value.reason
 
 
-@dataclass
-class Message:
-    offset: int
-    value: bytes | None
-    key: bytes | None
-    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
-    topic: str = PARTITION.topic
-    partition: int = PARTITION.partition
-
-
-class Consumer:
-    def __init__(self) -> None:
-        self.committed: dict[TopicPartition, int] = {}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.committed.update(offsets)
-
-    def assignment(self) -> set[TopicPartition]:
-        return {PARTITION}
-
-    def highwater(self, partition: TopicPartition) -> int:
-        return len(UNUSABLE_EVENTS) + 2
-
-
-class Letters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[Any, str]] = []
-
-    async def record(self, payload: Any, reason: str, **_: Any) -> None:
-        self.sent.append((payload, reason))
-
-
 async def test_a_batch_of_unusable_messages_is_dead_lettered_and_the_valid_event_behind_them_applied(
     settings, services,
 ) -> None:
@@ -123,7 +89,7 @@ async def test_a_batch_of_unusable_messages_is_dead_lettered_and_the_valid_event
     created = envelope("case.created", CASE, case_created_data(), event_id="valid-1", sequence=1)
     messages = [Message(n, value, key, headers) for n, (_, value, headers, key, _) in enumerate(UNUSABLE_EVENTS)]
     messages.append(Message(len(messages), orjson.dumps(created), CASE.encode()))
-    letters, consumer = Letters(), Consumer()
+    letters, consumer = Letters(), Consumer(end=len(UNUSABLE_EVENTS) + 2)
     ingest_loop = IngestConsumer(settings, services.pipeline, letters)
     ingest_loop._consumer = consumer
 
