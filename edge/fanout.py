@@ -30,7 +30,6 @@ from auth.principal import Principal
 from context import Context
 from edge.outbox import SocketOutbox
 from errors import Unauthenticated
-from logs import REQUEST_ID
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
 from schema.errors import classify
 from stores.audit import AuditStore
@@ -105,7 +104,6 @@ class Member:
         self.subscription_id = subscription_id
         self.principal = principal
         self.outbox = outbox
-        self.request_id = REQUEST_ID.get()
         # Set once: EXPIRED, ENDED, or the group's last result, one it could not share.
         self.ended: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.timer: asyncio.TimerHandle | None = None
@@ -114,10 +112,6 @@ class Member:
         if not self.ended.done():
             self.ended.set_result(outcome)
 
-    def recipient(self) -> dict[str, Any]:
-        named = {"actor": self.principal.subject, "actorName": self.principal.username,
-                 "subscription": self.subscription_id}
-        return named if self.request_id is None else {**named, "requestId": self.request_id}
 
 
 class _RecipientsAudit:
@@ -137,7 +131,8 @@ class _RecipientsAudit:
         else:
             entry = {**entry, "actor": recipients[0].principal.subject,
                      "actorName": recipients[0].principal.username}
-        return await self._store.append({**entry, "recipients": [m.recipient() for m in recipients]})
+        # Subjects only, each once: a record naming 1,000 recipients stays cheap to hash and store.
+        return await self._store.append({**entry, "recipients": sorted(subjects)})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -156,7 +151,7 @@ class PushGroup:
         self.context = Context(services=services, principal=dataclasses.replace(first.principal, expires_at=_NEVER),
                                channel=first.channel, audit_reason=first.audit_reason)
         stream = self._run(schema, query, operation_name, variables)
-        # Its own context: the record of a push is nobody's request (members' request ids are in `recipients`).
+        # Its own context: the record of a push is nobody's request (its recipients are named in the record).
         self._task = asyncio.create_task(stream, context=contextvars.Context())
         GROUPS.inc()
 

@@ -13,10 +13,12 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
-from aiohttp import ClientConnectionResetError, WSMsgType, web
+from aiohttp import WSMsgType, web
 from prometheus_client import Counter
 from strawberry.http.exceptions import WebSocketDisconnected
 
@@ -54,7 +56,6 @@ class SocketOutbox:
         self._transport = transport
         self._frames: deque[_Frame] = deque()
         self._newest: dict[str, _Frame] = {}  # per subscription, its newest frame still waiting
-        self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -85,28 +86,51 @@ class SocketOutbox:
     def _append(self, frame: _Frame) -> None:
         self._frames.append(frame)
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write())
-        self._wake.set()
+            self._flush()
 
-    async def _write(self) -> None:
-        frames, ws = self._frames, self._ws
-        while True:
-            while not frames:
-                self._wake.clear()
-                await self._wake.wait()
-            frame = frames.popleft()
-            data = frame.data
-            if frame.subscription is not None:
-                if self._newest.get(frame.subscription) is frame:
-                    del self._newest[frame.subscription]
-                data = next_frame(frame.subscription, data)
+    def _take(self) -> tuple[_Frame, bytes]:
+        frame = self._frames.popleft()
+        if frame.subscription is None:
+            return frame, frame.data
+        if self._newest.get(frame.subscription) is frame:
+            del self._newest[frame.subscription]
+        return frame, next_frame(frame.subscription, frame.data)
+
+    def _flush(self) -> None:
+        """Write waiting frames at once while the socket takes them without waiting (a push to 1,000 sockets then
+        schedules nothing); the first send that has to wait for the client, and what follows, go to a writer task."""
+        while self._frames:
+            frame, data = self._take()
+            sending = self._ws.send_frame(data, WSMsgType.TEXT)
             try:
-                await ws.send_frame(data, WSMsgType.TEXT)
-            except (RuntimeError, ClientConnectionResetError, ConnectionError):
+                waiting_on = sending.send(None)
+            except StopIteration:
+                self._written(frame)
+                continue
+            except (RuntimeError, ConnectionError):
                 self._stop(written=frame.written)
                 return
-            if frame.written is not None and not frame.written.done():
-                frame.written.set_result(None)
+            self._writer = asyncio.create_task(self._write(sending, waiting_on, frame))
+            return
+
+    async def _write(self, sending: Coroutine[Any, Any, None], waiting_on: Any, frame: _Frame) -> None:
+        """Finish the suspended send, then write the rest, waiting for the client as it reads."""
+        try:
+            await _finish(sending, waiting_on)
+            self._written(frame)
+            while self._frames:
+                frame, data = self._take()
+                await self._ws.send_frame(data, WSMsgType.TEXT)
+                self._written(frame)
+        except (RuntimeError, ConnectionError):
+            self._stop(written=frame.written)
+        finally:
+            self._writer = None
+
+    @staticmethod
+    def _written(frame: _Frame) -> None:
+        if frame.written is not None and not frame.written.done():
+            frame.written.set_result(None)
 
     def _stop(self, written: asyncio.Future[None] | None = None) -> None:
         """No more frames: every waiting sender learns that the socket is gone."""
@@ -140,3 +164,27 @@ class SocketOutbox:
         except TimeoutError:
             if self._transport is not None:
                 self._transport.abort()
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    """Run a coroutine that was started by hand (`send(None)`) and is suspended on `waiting_on` to its end, resuming it
+    as an asyncio Task would: once what it waits on is done, it reads the outcome itself."""
+    try:
+        while True:
+            try:
+                if waiting_on is None:
+                    await asyncio.sleep(0)  # a bare yield
+                else:
+                    # What a Task does with a future its coroutine yields: take over the wait it announced.
+                    waiting_on._asyncio_future_blocking = False
+                    await waiting_on
+            except asyncio.CancelledError:
+                raise
+            except BaseException:  # noqa: BLE001 - the coroutine reads this outcome itself when resumed
+                pass
+            waiting_on = coroutine.send(None)
+    except StopIteration:
+        return
+    except asyncio.CancelledError:
+        coroutine.close()
+        raise
