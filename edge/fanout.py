@@ -113,7 +113,6 @@ class Member:
             self.ended.set_result(outcome)
 
 
-
 class _RecipientsAudit:
     """The audit store as a group's pushes see it: each push's record names the members it is about to reach."""
 
@@ -173,7 +172,7 @@ class PushGroup:
         for member in list(self.members):
             if member.principal.is_expired(now):
                 member.end(EXPIRED)
-            else:
+            elif not member.outbox.closed:  # a socket closed for being too slow is shown nothing more
                 admitted.append(member)
         self._recipients = admitted
         return admitted
