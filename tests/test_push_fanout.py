@@ -3,14 +3,12 @@ document, variables and view; what each subscriber gets is what a subscription o
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
@@ -22,8 +20,8 @@ from consumers.publication import PublishedState
 from edge import outbox
 from settings import Settings
 from stores.case_scope import EVERYTHING
-from tests.factories import BASE_TIME, bearer, created, status_changed, task_created
-from tests.live import TIMEOUT, BusWatch, next_frame, signed_in_socket, subscribe
+from tests.factories import BASE_TIME, bearer, created, status_changed, task_created, token_subject
+from tests.live import TIMEOUT, BusWatch, Members, next_frame, signed_in_socket, subscribe
 
 OPERATIONS = Path(__file__).parents[1] / "graphql" / "operations"
 CASE_UPDATED = (OPERATIONS / "case_updated.graphql").read_text()
@@ -43,30 +41,12 @@ OPERATOR = bearer(username="ola.operator")
 JAN = bearer(username="jan.operator")
 
 
-def subject(headers: dict[str, str]) -> str:
-    """The `sub` claim of a bearer token, as its issuer wrote it."""
-    claims = headers["Authorization"].removeprefix("Bearer ").split(".")[1]
-    return orjson.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"]
-
-
 def at(minutes: int) -> Any:
     return BASE_TIME.replace(hour=12, minute=minutes)
 
 
 def metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
-
-
-class Members:
-    """Subscriptions served by push groups, counted from where the test began (the gauge is the process's)."""
-
-    def __init__(self) -> None:
-        self._before = metric("case_repository_push_subscribers")
-
-    async def until(self, expected: int) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while metric("case_repository_push_subscribers") - self._before != expected:
-                await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -173,7 +153,7 @@ async def test_a_push_to_several_subscribers_is_one_audit_record_naming_every_re
     assert [(r["actor"], r["actorName"], r["caseIds"], r["outcome"]) for r in pushes] == [
         ("subscribers", None, ["CASE-1"], "ok")]
     # the subjects of the tokens, each once
-    assert pushes[0]["recipients"] == sorted({subject(OPERATOR), subject(JAN)}) and len(pushes[0]["recipients"]) == 2
+    assert pushes[0]["recipients"] == sorted({token_subject(OPERATOR), token_subject(JAN)}) and len(pushes[0]["recipients"]) == 2
 
 
 async def test_a_subscriber_whose_token_expires_is_dropped_alone(
@@ -208,7 +188,7 @@ async def test_a_subscriber_whose_token_expires_is_dropped_alone(
     records = (await services.audit.trail(case_id=None, first=50)).records
     assert [(r["actorName"], r["outcome"], r.get("recipients"))
             for r in records if r["operation"] == "CaseUpdated"] == [
-        ("ola.operator", "ok", [subject(OPERATOR)]), ("brief.caller", "denied", None)]
+        ("ola.operator", "ok", [token_subject(OPERATOR)]), ("brief.caller", "denied", None)]
 
 
 async def fat_states(services: Any) -> tuple[dict[str, Any], str]:
