@@ -3,6 +3,9 @@
 `admitted` is what every subscription shares (the caller's row scope and the token's expiry, over a bus queue);
 `audit_push` names a push's case in the push's audit record (schema/audit.py writes it once its selection has
 run). A feed that drops some admitted changes (`myNotifications`) marks only the ones it pushes.
+
+`caseUpdated` and `caseStatusChanged` run here once per push group (edge/fanout.py): the context is then the group's,
+whose principal never expires; each member's own token expiry is checked by the group, at every push.
 """
 from __future__ import annotations
 

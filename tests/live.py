@@ -12,6 +12,7 @@ import orjson
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 
 from consumers.updates import UpdatesBus
 
@@ -47,6 +48,24 @@ class BusWatch:
             while self.active != expected:
                 self._changed.clear()
                 await self._changed.wait()
+
+
+class Members:
+    """Subscriptions served by shared push groups (edge/fanout.py), which listen to the bus once per group: counted
+    from when this was made (the gauge is the process's)."""
+
+    def __init__(self) -> None:
+        self._before = self._served()
+
+    @staticmethod
+    def _served() -> float:
+        return REGISTRY.get_sample_value("case_repository_push_subscribers") or 0.0
+
+    async def until(self, expected: int) -> None:
+        """Wait (at most TIMEOUT) until exactly `expected` more subscriptions are served."""
+        async with asyncio.timeout(TIMEOUT):
+            while self._served() - self._before != expected:
+                await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
