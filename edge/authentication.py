@@ -61,6 +61,12 @@ def call_channel(principal: Principal | None, header: str | None) -> str | None:
     return channel
 
 
+def signs_in_on_the_socket(request: web.Request) -> bool:
+    """A WebSocket handshake without a token: its caller signs in with connection_init, where a refusal counts
+    (edge.view). Counting every handshake would cap a gateway's or a NAT's many subscribers at the anonymous limit."""
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
 def authentication(verifier: TokenVerifier, limits: RefusalLimits, graphql_path: str = "/graphql") -> Middleware:
     async def rate_limited(request: web.Request) -> web.Response:
         await limits.record(failed_authentication_entry(request, RATE_LIMITED_REASON, "http", action=RATE_LIMITED))
@@ -85,7 +91,7 @@ def authentication(verifier: TokenVerifier, limits: RefusalLimits, graphql_path:
                     return await rate_limited(request)
                 await limits.record(failed_authentication_entry(request, error.message, "http"))
                 return _refusal(401, "UNAUTHENTICATED", error.message)
-        elif not await limits.admit(client_address(request)):
+        elif not signs_in_on_the_socket(request) and not await limits.admit(client_address(request)):
             return await rate_limited(request)
         try:
             request[CHANNEL] = call_channel(principal, request.headers.get("X-Channel"))

@@ -26,7 +26,8 @@ from auth.tokens import bearer_token_from_payload
 from context import Context
 from edge.fanout import PushFanOut
 from edge.outbox import SocketOutbox
-from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, failed_authentication_entry
+from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, client_address, failed_authentication_entry
+from edge.refusal_limits import RATE_LIMITED, RATE_LIMITED_REASON
 from edge.graphiql_page import GRAPHIQL
 from edge.keys import OUTCOME, SERVICES, Outcome
 from edge.operations import LABELS
@@ -169,11 +170,10 @@ class CaseRepositoryView(GraphQLView):
             try:
                 principal = await context.services.verifier.verify(token)
             except Unauthenticated as error:
-                assert context.request is not None
-                await context.services.refusals.record(
-                    failed_authentication_entry(context.request, error.message, "websocket"))
+                await _refuse_sign_in(context, error.message)
                 raise ConnectionRejectionError() from error
         if principal is None:
+            await _refuse_sign_in(context, "no token: connection_init carries no Authorization")
             raise ConnectionRejectionError()
         context.sign_in(principal)
         return UNSET
@@ -187,6 +187,18 @@ class CaseRepositoryView(GraphQLView):
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames.
         return orjson.dumps(data).decode()
+
+
+async def _refuse_sign_in(context: Context, reason: str) -> None:
+    """A socket that did not sign in counts against its address's limit of requests without a valid token, as a
+    refused HTTP request does; past the limit it is on record as RATE_LIMITED."""
+    request, refusals = context.request, context.services.refusals
+    assert request is not None
+    if await refusals.admit(client_address(request)):
+        await refusals.record(failed_authentication_entry(request, reason, "websocket"))
+    else:
+        await refusals.record(
+            failed_authentication_entry(request, RATE_LIMITED_REASON, "websocket", action=RATE_LIMITED))
 
 
 def _noted(request: web.Request, request_data: Any, result: ExecutionResult) -> ExecutionResult:

@@ -200,3 +200,35 @@ async def test_another_address_is_not_affected_by_a_flood(client: TestClient, da
 
     assert [(r["remote"], r["action"]) for r in await records(database)] == [
         ("127.0.0.1", "AUTHENTICATION_FAILED"), ("127.0.0.1", "RATE_LIMITED"), ("127.0.0.2", "AUTHENTICATION_FAILED")]
+
+
+async def _sign_in_on_a_socket(client: TestClient, authorization: str) -> dict[str, Any] | int:
+    """Open a graphql-transport-ws socket and sign in with `authorization`: the ack, or the close code."""
+    async with client.ws_connect("/graphql", protocols=["graphql-transport-ws"]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": authorization}})
+        message = await ws.receive(timeout=10)
+        if message.type is aiohttp.WSMsgType.TEXT:
+            return json.loads(message.data)
+        return ws.close_code or -1
+
+
+async def test_sockets_that_sign_in_are_never_counted_however_many_come_from_one_address(
+        client: TestClient, database: Database) -> None:
+    # A gateway or a NAT opens many sockets from one address; each handshake carries no token of its own.
+    answers = [await _sign_in_on_a_socket(client, bearer()["Authorization"]) for _ in range(3 * LIMIT)]
+
+    assert answers == [{"type": "connection_ack"}] * (3 * LIMIT)
+    assert await records(database, "RATE_LIMITED") == []
+    # And the address's HTTP requests without a token are still served up to the limit.
+    assert (await post(client, None)).status != 429
+
+
+async def test_sockets_that_fail_to_sign_in_count_like_refused_requests(
+        client: TestClient, services: Services, database: Database) -> None:
+    answers = [await _sign_in_on_a_socket(client, "Bearer abc.def.ghi") for _ in range(LIMIT + 2)]
+
+    assert answers == [4403] * (LIMIT + 2)
+    assert [(r["action"], r["operation"], r["count"]) for r in await records(database)] == [
+        ("AUTHENTICATION_FAILED", "websocket", 1), ("RATE_LIMITED", "websocket", 1)]
+    # The address has used its allowance: its next HTTP request without a valid token is refused at once.
+    assert (await post(client, "Bearer abc.def.ghi")).status == 429
