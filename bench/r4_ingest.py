@@ -2,8 +2,8 @@
 
 The stream is Kafka-like (bench.events.kafka_stream): batches of events (10 x 500 on mongomock, 5 x 200 on the
 wire server: SIZES), new cases plus follow-ups, each batch touching as many distinct cases as it has events. An
-event leaves several records: its case document, its history row, its journal record, its task row (task events), the case's `case.state_changed` in the outbox, and the batch's
-audit record. After each pipeline batch the raw side writes exactly the records that batch left in the store
+event leaves several records: its case document, its history row, its journal record, its task row (task
+events), the case's `case.state_changed` in the outbox, and the batch's audit record. After each pipeline batch the raw side writes exactly the records that batch left in the store
 (pymongo ReplaceOne upserts through one bulk_write per collection) into a fresh in-memory database with the
 same indexes, so both sides store the same data and see the same machine load; both rates count the batch's
 events. What the pipeline adds is everything else: reading and deduplicating, validation already done,
