@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import resource
 import shutil
@@ -129,6 +130,12 @@ wrk.body = %(body)s
 """
 
 
+def _drop_closed_at_round_end(record: logging.LogRecord) -> bool:
+    """wrk ends a round by closing its connections, requests in flight included: the server logs each as an error
+    ("Connection lost"). That is the round's end, not a failure, and would bury the bench's output."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ConnectionResetError))
+
+
 def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
@@ -236,6 +243,9 @@ async def measure_rate(url: str, body: bytes, *, headers: dict[str, str], concur
     keeps serving. Server CPU is counted for `server_pids` (this process when none are given)."""
     pids = list(server_pids) or [os.getpid()]
     if WRK:
+        server_log = logging.getLogger("aiohttp.server")
+        if _drop_closed_at_round_end not in server_log.filters:
+            server_log.addFilter(_drop_closed_at_round_end)
         if warmup > 0:
             await _wrk(url, body, headers, concurrency, warmup, expected_length)
         generator_before, server_before = _children_cpu(), _servers_cpu(pids)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 
 from bench import (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks,
                    store_lanes)
+from bench.load import generator_name
 from bench.report import Ratio
 
 BENCHMARKS = (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks)
@@ -31,13 +33,20 @@ async def run_all() -> list[Ratio]:
     return ratios
 
 
+def load_average() -> str:
+    """The machine's 1/5/15-minute load averages and its CPU count: others share it, and the rates depend on it."""
+    return "load average " + " / ".join(f"{value:.2f}" for value in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--strict", action="store_true", help="exit 1 when any target is missed")
     args = parser.parse_args()
     started = time.perf_counter()
+    print(f"make bench: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {load_average()}; load generator: "
+          f"{generator_name()}\n", flush=True)
     ratios = asyncio.run(run_all())
-    print(f"Summary ({time.perf_counter() - started:.0f} s)")
+    print(f"Summary ({time.perf_counter() - started:.0f} s; at the end {load_average()})")
     for ratio in ratios:
         print(f"  {ratio.line()}")
     return 1 if args.strict and not all(r.met for r in ratios) else 0
