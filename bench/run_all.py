@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from bench import (r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push, r7_my_tasks,
-                   store_lanes)
+from bench import (growth, r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push,
+                   r7_my_tasks, store_lanes)
 from bench.load import generator_name
 from bench.report import Ratio
 
@@ -30,6 +30,9 @@ async def run_all() -> list[Ratio]:
             # A benchmark gives one ratio, or several when it compares more than one configuration (R2).
             ratios.extend(measured if isinstance(measured, list) else [measured])
             print(flush=True)
+    # Tables, not ratios: how three reads grow with the store (on the wire server when it is installed).
+    await growth.run()
+    print(flush=True)
     return ratios
 
 
