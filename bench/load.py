@@ -136,6 +136,13 @@ def _drop_closed_at_round_end(record: logging.LogRecord) -> bool:
     return not (record.exc_info and isinstance(record.exc_info[1], ConnectionResetError))
 
 
+def quiet_round_ends() -> None:
+    """Drop the server's "Connection lost" errors of wrk's round ends in this process (a served side calls it)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if _drop_closed_at_round_end not in server_log.filters:
+        server_log.addFilter(_drop_closed_at_round_end)
+
+
 def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
@@ -243,9 +250,7 @@ async def measure_rate(url: str, body: bytes, *, headers: dict[str, str], concur
     keeps serving. Server CPU is counted for `server_pids` (this process when none are given)."""
     pids = list(server_pids) or [os.getpid()]
     if WRK:
-        server_log = logging.getLogger("aiohttp.server")
-        if _drop_closed_at_round_end not in server_log.filters:
-            server_log.addFilter(_drop_closed_at_round_end)
+        quiet_round_ends()
         if warmup > 0:
             await _wrk(url, body, headers, concurrency, warmup, expected_length)
         generator_before, server_before = _children_cpu(), _servers_cpu(pids)
