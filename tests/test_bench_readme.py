@@ -26,11 +26,13 @@ def test_every_row_says_which_store_it_ran_on_and_the_both_store_benches_have_a_
     from bench.run_all import ON_BOTH_STORES
     from bench.store_lanes import LANES
 
-    rows = [line.split(" | ") for line in _section().splitlines() if re.match(r"^\| R\d+ ", line)]
-    assert all(row[1] in LANES for row in rows), [row[:2] for row in rows if row[1] not in LANES]
+    rows = [(found.group(1), line.split(" | ")[1]) for line in _section().splitlines()
+            if (found := re.match(r"^\| (R\d+) ", line))]
+    assert all(store in LANES for _, store in rows), [row for row in rows if row[1] not in LANES]
     both = {module.__name__.rsplit(".", 1)[1].split("_", 1)[0].upper() for module in ON_BOTH_STORES}
+    assert both == {"R1", "R3", "R4", "R5"}
     for name in both:
-        assert {row[1] for row in rows if row[0] == f"| {name}"} == set(LANES), name
+        assert {store for ratio, store in rows if ratio == name} == set(LANES), name
 
 
 def test_the_section_gives_the_wire_sizes_the_growth_reads_and_the_load_average() -> None:
