@@ -80,7 +80,12 @@ test: $(STAMP) $(WIRE_STAMP) browser-tools
 test-wire-all: $(STAMP) $(WIRE_STAMP)
 	$(BIN)/python -m pytest -q --store=wire --ignore=tests/kafka
 
+# The load generator: Debian's wrk (C, one event loop per thread), so the client is not the bottleneck; without it
+# bench/load.py falls back to aiohttp client processes and says so in its output.
 bench: $(STAMP) $(WIRE_STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq wrk >/dev/null 2>&1; } \
+		|| echo "could not install wrk (apt-get install -y wrk): the bench falls back to aiohttp client processes"
 	$(BIN)/python -m bench.run_all
 
 schema: $(STAMP)

@@ -29,7 +29,7 @@ from auth.dev_tokens import Persona, mint_dev_token, persona_claims
 from auth.principal import Principal, principal_from_claims
 from bench.caller import graphql_schema
 from bench.events import CaseScript, parsed
-from bench.load import LoadResult, measure_rate, pinned_to_cpu
+from bench.load import LoadResult, generator_name, measure_rate, median_rate, pinned_to_cpu, spread, total
 from bench.r1_case_detail import _count_fields, _post_once
 from bench.report import Ratio, rate_line, ratio_line
 from bench.serving import serve
@@ -57,7 +57,7 @@ INSERT_BATCH = 5_000
 HTTP_CONCURRENCY = 32
 ROUNDS = 3
 WARMUP_SECONDS = 0.5
-DURATION_SECONDS = 2.0
+DURATION_SECONDS = 10.0  # rounds of >= 10 s (issue 14): short ones swing widely here
 LARGE_REQUESTS = 3
 SMALL_REQUESTS = 20
 TARGET = 0.5
@@ -305,7 +305,7 @@ async def _alternating_rates(app: web.Application, requests: int) -> tuple[float
     return requests / elapsed[0], requests / elapsed[1], {k: v * 1000 / requests for k, v in store.items()}
 
 
-async def _http_rates(app: web.Application) -> tuple[LoadResult, LoadResult, LoadResult, int]:
+async def _http_rates(app: web.Application) -> tuple[list[LoadResult], list[LoadResult], LoadResult, int]:
     """GraphQL and plain over HTTP in alternating rounds (bench/load.py), then the load generator's ceiling;
     the two bodies must be identical."""
     settings, services = app[SERVICES].settings, app[SERVICES]
@@ -322,14 +322,15 @@ async def _http_rates(app: web.Application) -> tuple[LoadResult, LoadResult, Loa
                 load: dict[str, Any] = dict(body=body, headers=headers, concurrency=HTTP_CONCURRENCY,
                                             warmup=WARMUP_SECONDS, duration=DURATION_SECONDS,
                                             expected_length=len(graphql_body))
-                graphql, plain = LoadResult(0, 0.0, 0), LoadResult(0, 0.0, 0)
+                graphql: list[LoadResult] = []
+                plain: list[LoadResult] = []
                 for _ in range(ROUNDS):
-                    graphql += await measure_rate(graphql_url + "/graphql", **load)
-                    plain += await measure_rate(plain_url + "/my-tasks", **load)
+                    graphql.append(await measure_rate(graphql_url + "/graphql", **load))
+                    plain.append(await measure_rate(plain_url + "/my-tasks", **load))
                 ceiling = await measure_rate(plain_url + "/canned", **load)
-    if graphql.failures or plain.failures or ceiling.failures:
-        raise RuntimeError(f"failed responses: GraphQL {graphql.failures}, plain {plain.failures}, "
-                           f"canned {ceiling.failures}")
+    failures = (total(graphql).failures, total(plain).failures, ceiling.failures)
+    if any(failures):
+        raise RuntimeError("failed responses: GraphQL {}, plain {}, canned {}".format(*failures))
     return graphql, plain, ceiling, _count_fields(orjson.loads(graphql_body)) - 1
 
 
@@ -360,12 +361,16 @@ async def run() -> list[Ratio]:
 
     graphql, plain, ceiling, fields = await _http_rates(small_app)
     executed, read, _ = await _alternating_rates(small_app, SMALL_REQUESTS)
-    small_ratio = _ratio(f"over {small.tasks:,} tasks, HTTP", graphql.rate, plain.rate)
+    small_ratio = _ratio(f"over {small.tasks:,} tasks, HTTP", median_rate(graphql), median_rate(plain))
     print(f"  over HTTP at {small.tasks:,} tasks: identical bodies, {fields} resolved fields, {HTTP_CONCURRENCY} "
-          f"connections, {ROUNDS} alternating rounds of {DURATION_SECONDS:.0f} s each")
-    print(rate_line("GraphQL POST /graphql (create_app)", graphql.rate, "req/s"))
-    print(rate_line("plain aiohttp handler (page + count + cases)", plain.rate, "req/s"))
+          f"connections, {ROUNDS} alternating rounds of {DURATION_SECONDS:.0f} s each, load generator "
+          f"{generator_name()} (medians)")
+    print(rate_line("GraphQL POST /graphql (create_app)", median_rate(graphql), "req/s"))
+    print(f"    {spread(graphql)}")
+    print(rate_line("plain aiohttp handler (page + count + cases)", median_rate(plain), "req/s"))
+    print(f"    {spread(plain)}")
     print(rate_line("(load generator ceiling: canned bytes, no work)", ceiling.rate, "req/s"))
+    print(f"    {spread([ceiling])}")
     added_ms = 1000 / executed - 1000 / read
     print(f"  in process: schema.execute {1000 / executed:.1f} ms/request, plain read + render {1000 / read:.1f} ms; "
           f"GraphQL adds {added_ms:.1f} ms ({added_ms * 1000 / fields:.1f} µs per resolved field)")

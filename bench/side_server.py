@@ -28,7 +28,7 @@ from aiohttp import web
 from auth.tokens import bearer_token
 from bench.caller import bench_principal, bench_token, graphql_schema
 from bench.events import detailed_case, parsed
-from bench.load import pin_to_cpu
+from bench.load import pin_to_cpu, quiet_round_ends
 from bench.r1_case_detail import CASE_ID, QUERY
 from bench.serving import serve
 from bench.unsecured import unscoped_context, unsecured_app
@@ -107,6 +107,7 @@ async def _in_process(side: str, app: web.Application, settings: Settings) -> di
 async def serve_side(side: str, overrides: dict[str, Any], profile: bool, top: int) -> None:
     """Serve one side until stdin closes; report the URL first and the audit count and timings last."""
     pin_to_cpu(0)
+    quiet_round_ends()
     settings = bench_settings(overrides)
     database = connect(None, f"bench_r2_{side}")
     app = create_app(settings, database) if side == SECURE else unsecured_app(settings, database)

@@ -54,6 +54,10 @@ class _WireServer:
         self.stop()
         raise RuntimeError(f"the wire server did not answer within {START_SECONDS} s; see {self._log.name}")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process.poll() is None else None
+
     def stop(self) -> None:
         if self._process.poll() is None:
             self._process.terminate()
@@ -101,6 +105,14 @@ def raw_database(lane: str, name: str) -> Any:
     with MongoClient(uri) as admin:
         admin.drop_database(name)
     return AsyncIOMotorClient(uri, tz_aware=True)[name]
+
+
+def store_pids(lane: str) -> list[int]:
+    """The processes that serve `lane`'s store beside the app (the wire server's; none for mongomock, which runs
+    inside the app): a bench counts their CPU as the server's."""
+    if lane == MONGOMOCK or _server is None or _server.pid is None:
+        return []
+    return [_server.pid]
 
 
 def tagged(name: str, lane: str) -> str:
