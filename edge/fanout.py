@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, GraphQLError, OperationType
 from prometheus_client import Counter, Gauge
 from strawberry.schema import BaseSchema
 from strawberry.types.execution import ExecutionResult, PreExecutionError
@@ -28,6 +28,7 @@ from strawberry.utils.aio import aclosing
 
 from auth.principal import Principal
 from context import Context
+from edge.operations import chosen_operation
 from edge.outbox import SocketOutbox
 from errors import Unauthenticated
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
@@ -61,15 +62,10 @@ class SharedFeed:
 def shared_feed(query: str, operation_name: str | None) -> SharedFeed | None:
     """The root field when the operation is a subscription to one shared feed, else None (served on its own,
     which also gives a document that does not parse its stock error)."""
-    try:
-        document = parse(query)
-    except GraphQLError:
+    found = chosen_operation(query, operation_name)
+    if found is None:
         return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
-    if len(chosen) != 1 or (operation_name is None and len(operations) != 1):
-        return None
-    operation = chosen[0]
+    operation = found[1]
     selections = operation.selection_set.selections
     if operation.operation is not OperationType.SUBSCRIPTION or len(selections) != 1:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
 from prometheus_client import Counter, Histogram
 
 MAX_LABEL_LENGTH = 64
@@ -47,22 +47,26 @@ class OperationLabels:
 
 
 @lru_cache(maxsize=512)
-def operation_in_document(query: str, operation_name: str | None) -> str | None:
-    """The chosen operation's name as a label (`anonymous` if it has none); None if the document names no such
-    operation or does not parse."""
+def chosen_operation(query: str, operation_name: str | None) -> tuple[DocumentNode, OperationDefinitionNode] | None:
+    """The parsed document and the operation in it that GraphQL would execute: the one named `operation_name`, or
+    the only one when none is named. None if the document does not parse or has no such single operation."""
     try:
         document = parse(query, max_tokens=MAX_TOKENS, no_location=True)
     except GraphQLError:
         return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is None:
-        if len(operations) != 1:
-            return None
-        name = operations[0].name.value if operations[0].name else ANONYMOUS
-    elif any(o.name is not None and o.name.value == operation_name for o in operations):
-        name = operation_name
-    else:
+    chosen = [o for o in operations if operation_name is None or (o.name is not None and o.name.value == operation_name)]
+    return (document, chosen[0]) if len(chosen) == 1 else None
+
+
+def operation_in_document(query: str, operation_name: str | None) -> str | None:
+    """The chosen operation's name as a label (`anonymous` if it has none); None if the document names no such
+    operation or does not parse."""
+    found = chosen_operation(query, operation_name)
+    if found is None:
         return None
+    operation = found[1]
+    name = operation.name.value if operation.name else ANONYMOUS
     return _LONG_NUMBER.sub("#", name)[:MAX_LABEL_LENGTH]
 
 

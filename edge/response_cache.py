@@ -24,11 +24,12 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, OperationType
 from prometheus_client import Counter, Gauge
 
 from auth.principal import Principal
 from consumers.publication import Published
+from edge.operations import chosen_operation
 
 # The hit ratio is hits / (hits + misses), over cacheable requests only (a `case(id)` read by a signed-in caller).
 HITS = Counter("case_repository_response_cache_hits_total", "Cacheable requests answered from the response cache")
@@ -59,18 +60,16 @@ class CachedResponse:
 @lru_cache(maxsize=512)
 def cacheable_operation(query: str, operation_name: str | None) -> str | None:
     """The operation's name for the audit (its own, else its root fields) if it may be cached, else None."""
-    try:
-        document = parse(query)
-    except GraphQLError:
+    found = chosen_operation(query, operation_name)
+    if found is None:
         return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    chosen = [o for o in operations if operation_name is None or (o.name and o.name.value == operation_name)]
-    if len(chosen) != 1 or chosen[0].operation is not OperationType.QUERY or len(document.definitions) != 1:
+    document, operation = found
+    if operation.operation is not OperationType.QUERY or len(document.definitions) != 1:
         return None  # fragments and several operations: keep the rule simple and obviously right
-    roots = {s.name.value for s in chosen[0].selection_set.selections if isinstance(s, FieldNode)}
-    if not roots or not roots <= CACHEABLE_ROOTS or len(roots) != len(chosen[0].selection_set.selections):
+    roots = {s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)}
+    if not roots or not roots <= CACHEABLE_ROOTS or len(roots) != len(operation.selection_set.selections):
         return None
-    return chosen[0].name.value if chosen[0].name else ",".join(sorted(roots))
+    return operation.name.value if operation.name else ",".join(sorted(roots))
 
 
 class ResponseCache:
