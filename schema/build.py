@@ -21,7 +21,7 @@ from schema.customers import Customer, CustomerQueries
 from schema.entities import distinct_entities
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
-from schema.fast_execution import execute_fields_fast, plans_of
+from schema.fast_execution import cached_subfields, execute_fields_fast, plans_of
 from schema.incidents import IncidentMutations
 from schema.limits import QueryLimits, limit_extensions
 from schema.notes import NoteMutations
@@ -65,7 +65,8 @@ class FreshPerEventExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 class CaseRepositoryExecutor(FreshPerEventExecutor):
-    """Trivial leaf fields completed in place (schema/fast_execution.py); the rest as graphql-core does it."""
+    """Trivial leaf fields completed in place and selections collected once per parsed operation
+    (schema/fast_execution.py); the rest as graphql-core does it."""
 
     def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any, path: Path | None,
                        grouped_field_set: Any, position_context: Any) -> Any:
@@ -74,6 +75,10 @@ class CaseRepositoryExecutor(FreshPerEventExecutor):
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         return execute_fields_fast(self, plans_of(self.schema), parent_type, source_value, path, grouped_field_set,
                                    position_context)
+
+    def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
+        collected = cached_subfields(self, return_type, field_details_list)
+        return super().collect_subfields(return_type, field_details_list) if collected is None else collected
 
 
 class CaseRepositorySchema(strawberry.federation.Schema):

@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, finalize
 
 from graphql import (
     GraphQLBoolean, GraphQLEnumType, GraphQLField, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLNonNull,
     GraphQLObjectType, GraphQLScalarType, GraphQLSchema, GraphQLString, Undefined,
 )
+from graphql.execution.collect_fields import collect_subfields
+from graphql.language import BREAK, DirectiveNode, VariableNode, Visitor, visit
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -102,6 +104,55 @@ def plans_of(schema: GraphQLSchema) -> LeafPlans:
     if plans is None:
         plans = _PLANS[schema] = LeafPlans()
     return plans
+
+
+# Collected subfields per operation, kept as long as the parsed document is (the parser cache holds it), so a
+# repeated request does not collect its selections again. None for an operation whose selections depend on its
+# variables (a directive with a variable argument: @include(if: $x), @skip, @defer(if: ...)).
+# Keyed by the operation's id, dropped when the operation is (a node's own hash walks its whole subtree).
+_SUBFIELDS: dict[int, dict[tuple[GraphQLObjectType, tuple[int, ...]], Any] | None] = {}
+
+
+def cached_subfields(executor: Any, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
+    """What graphql-core's `collect_subfields` gives for this selection, worked out once per parsed operation; None
+    when it cannot be cached (the caller collects as usual)."""
+    operation = executor.operation
+    per_operation = _SUBFIELDS.get(id(operation), _UNPLANNED)
+    if per_operation is _UNPLANNED:
+        per_operation = _SUBFIELDS[id(operation)] = None if _depends_on_variables(executor) else {}
+        finalize(operation, _SUBFIELDS.pop, id(operation), None)
+    if per_operation is None or any(details.fragment_variable_values for details in field_details_list):
+        return None
+    # The nodes belong to the parsed document, which outlives this entry: their ids stay theirs.
+    key = (return_type, tuple(id(details.node) for details in field_details_list))
+    collected = per_operation.get(key)  # type: ignore[union-attr]
+    if collected is None:
+        collected = per_operation[key] = collect_subfields(  # type: ignore[index]
+            executor.schema, executor.fragments, executor.variable_values, operation, return_type,
+            field_details_list, executor.hide_suggestions)
+    return collected
+
+
+def _depends_on_variables(executor: Any) -> bool:
+    if any(details.variable_signatures for details in executor.fragments.values()):  # fragment arguments
+        return True
+    nodes = [executor.operation, *(details.definition for details in executor.fragments.values())]
+    return any(_directive_with_variable(node) for node in nodes)
+
+
+def _directive_with_variable(node: Any) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_directive(self, directive: DirectiveNode, *_: Any) -> Any:
+            nonlocal found
+            if any(isinstance(argument.value, VariableNode) for argument in directive.arguments or ()):
+                found = True
+                return BREAK
+            return None
+
+    visit(node, Finder())
+    return found
 
 
 def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObjectType, source_value: Any,

@@ -171,6 +171,24 @@ async def test_a_non_null_field_without_a_value_is_the_same_error(
     assert orjson.loads(answers[1])["errors"][0]["path"] == ["case", "title"]
 
 
+async def test_a_selection_that_depends_on_variables_follows_them_on_every_request(
+        demo: tuple[Services, CaseRepositorySchema, CaseRepositorySchema]) -> None:
+    services, fast, stock = demo
+    query = ("query ($full: Boolean!, $brief: Boolean!) { case(id: \"CASE-2026-000123\") { id "
+             "title @include(if: $full) customer @skip(if: $brief) { id name } ...Status @include(if: $full) } } "
+             "fragment Status on Case { status stage }")
+    seen = []
+    for full, brief in ((True, False), (False, True), (True, True), (False, False)):
+        variables = {"full": full, "brief": brief}
+        answers = [_answer(await schema.execute(query, variable_values=variables,
+                                                context_value=_context(services, "back-office")))
+                   for schema in (stock, fast)]
+        assert answers[0] == answers[1], variables
+        seen.append(sorted(orjson.loads(answers[1])["data"]["case"]))
+    assert seen == [["customer", "id", "stage", "status", "title"], ["id"], ["id", "stage", "status", "title"],
+                    ["customer", "id"]]
+
+
 async def test_subscription_pushes_are_alike(
         demo: tuple[Services, CaseRepositorySchema, CaseRepositorySchema]) -> None:
     services, fast, stock = demo
