@@ -4,7 +4,9 @@ updates bus so a test changes a case only once a subscription listens. The `bus_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import gc
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -90,3 +92,22 @@ async def next_frame(ws: ClientWebSocketResponse) -> dict[str, Any]:
     message = await ws.receive(timeout=TIMEOUT)
     assert message.type is WSMsgType.TEXT, message
     return orjson.loads(message.data)
+
+
+async def held_bytes_growth(push: Callable[[int], Awaitable[None]], first: int, warm_up: int, measured: int) -> int:
+    """Bytes still held (after a full collection) by `measured` pushes beyond the first `warm_up`, versions counted
+    from `first`: what a subscription keeps per push."""
+    def traced() -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        for version in range(first, first + warm_up):
+            await push(version)
+        before = traced()
+        for version in range(first + warm_up, first + warm_up + measured):
+            await push(version)
+        return traced() - before
+    finally:
+        tracemalloc.stop()

@@ -3,8 +3,6 @@ document, variables and view; what each subscriber gets is what a subscription o
 from __future__ import annotations
 
 import asyncio
-import gc
-import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from edge import outbox
 from settings import Settings
 from stores.case_scope import EVERYTHING
 from tests.factories import BASE_TIME, bearer, created, status_changed, task_created, token_subject
-from tests.live import TIMEOUT, BusWatch, Members, next_frame, signed_in_socket, subscribe
+from tests.live import TIMEOUT, BusWatch, Members, held_bytes_growth, next_frame, signed_in_socket, subscribe
 
 OPERATIONS = Path(__file__).parents[1] / "graphql" / "operations"
 CASE_UPDATED = (OPERATIONS / "case_updated.graphql").read_text()
@@ -283,22 +281,9 @@ async def test_memory_stays_flat_over_thousands_of_shared_pushes(
             services.bus.deliver(PublishedState({**state, "version": version}, state["status"]))
             assert (await next_frame(ws))["payload"]["data"]["caseUpdated"]["version"] == version
 
-        def traced() -> int:
-            gc.collect()
-            return tracemalloc.get_traced_memory()[0]
-
         for version in range(2, 502):
             await push(version)
-        tracemalloc.start()
-        try:
-            for version in range(502, 1502):
-                await push(version)
-            after_1000 = traced()
-            for version in range(1502, 3502):
-                await push(version)
-            after_3000 = traced()
-        finally:
-            tracemalloc.stop()
+        growth = await held_bytes_growth(push, 502, 1000, 2000)
 
-    assert after_3000 - after_1000 < 256 * 1024, f"grew {after_3000 - after_1000} bytes over 2,000 pushes"
+    assert growth < 256 * 1024, f"grew {growth} bytes over 2,000 pushes"
     assert records.count == 3500  # every push was put on record
