@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError, OperationType
@@ -36,6 +36,10 @@ class AuditRecord:
     actor: str
     actor_name: str | None = strawberry.field(
         description="Who, in people's words: the token's preferred_username; for events, their source systems.")
+    recipients: list[str] = strawberry.field(
+        description="A subscription push's recipients, each once, as `actor` names a caller (the token's subject): "
+                    "a push to several subscribers is one record, whose actor is \"subscribers\". Empty for any "
+                    "other record.")
     action: str
     operation: str | None
     case_ids: list[strawberry.ID]
@@ -55,7 +59,7 @@ class AuditRecord:
     def from_doc(cls, doc: dict[str, Any]) -> AuditRecord:
         return cls(
             id=str(doc["_id"]), at=doc["at"], actor=doc["actor"], actor_name=doc.get("actorName"),
-            action=doc["action"],
+            recipients=doc.get("recipients") or [], action=doc["action"],
             operation=doc.get("operation"), case_ids=doc.get("caseIds") or [],
             customer_ids=doc.get("customerIds") or [], fields=doc.get("fields") or [],
             event_ids=doc.get("eventIds") or [], channel=doc.get("channel"), reason=doc.get("reason"),
@@ -70,7 +74,10 @@ class AuditQueries:
     @strawberry.field(description="The tamper-evident audit trail, newest first.")
     async def audit_trail(
         self, info: Info, case_id: strawberry.ID | None = None, customer_id: strawberry.ID | None = None,
-        actor: str | None = None, first: int | None = None, after: str | None = None,
+        actor: Annotated[str | None, strawberry.argument(
+            description="The records of this caller (a token's subject): as the actor, or among a push's "
+                        "recipients.")] = None,
+        first: int | None = None, after: str | None = None,
     ) -> Connection[AuditRecord]:
         page = await audit_rules.audit_trail(info.context, case_id=case_id, customer_id=customer_id, actor=actor,
                                              first=first, after=after)

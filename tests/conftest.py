@@ -38,7 +38,7 @@ WIRE_LANE_MODULES = frozenset({
     "test_outbox", "test_panel_case", "test_panel_signin", "test_publication",
     "test_queries_cases", "test_round_trips", "test_security_at_rest", "test_security_audit", "test_security_idor",
     "test_storage_migration", "test_stored_order_values", "test_task_claim_mutations", "test_task_claims",
-    "test_tasks_list",
+    "test_tasks_list", "test_audit_recipients",
 })
 _DATABASE_NUMBERS = itertools.count(1)
 

@@ -479,6 +479,34 @@ async def test_the_trail_of_several_writers_and_the_legacy_chain_is_newest_first
     assert walked == [rid(2, "app-a"), rid(1, "app-b"), rid(1, "app-a"), 2, rid(2, "app-b"), 1]
 
 
+async def test_the_trail_of_an_actor_includes_the_pushes_it_received_newest_first_each_once(
+        database: Database) -> None:
+    """A push's record names its recipients (edge/fanout.py); a push to one subscriber names it as actor too."""
+    await database.collection("audit").insert_many(legacy_records(1))  # u-olga at AT+1s
+    audit = AuditStore(database, writer=WRITER)
+    await append_all(audit, [
+        entry(2, actor="subscribers", recipients=["u-marek", "u-olga"]),
+        entry(3, actor="u-marek"),
+        entry(4, actor="u-olga", recipients=["u-olga"]),
+        entry(5),  # u-olga
+        entry(6, actor="subscribers", recipients=["u-marek", "u-zofia"]),
+    ])
+
+    walked, after = [], None
+    while True:
+        page = await audit.trail(actor="u-olga", first=2, after=after)
+        walked.append([r["_id"] for r in page.records])
+        if not page.has_next:
+            break
+        after = (page.records[-1]["at"], page.records[-1]["_id"])
+
+    assert walked == [[rid(4), rid(3)], [rid(1), 1]]
+    assert [r["_id"] for r in (await audit.trail(actor="u-marek")).records] == [rid(5), rid(2), rid(1)]
+    assert [r["_id"] for r in (await audit.trail(actor="u-zofia")).records] == [rid(5)]
+    assert [r["_id"] for r in (await audit.trail(actor="u-marek", case_id="CASE-2")).records] == [rid(1)]
+    assert (await audit.verify()).ok
+
+
 async def test_the_trail_has_its_indexes(audit: AuditStore, database: Database) -> None:
     await audit.ensure_indexes()
 
@@ -487,7 +515,8 @@ async def test_the_trail_has_its_indexes(audit: AuditStore, database: Database) 
     assert {name: list(spec["key"]) for name, spec in indexes.items() if name != "_id_"} == {
         "case_newest": [("caseIds", 1), ("at", -1), ("_id", -1)],
         "customer_newest": [("customerIds", 1), ("at", -1), ("_id", -1)],
-        "actor_newest": [("actor", 1), ("at", -1), ("_id", -1)], "at": [("at", 1), ("_id", 1)],
+        "actor_newest": [("actor", 1), ("at", -1), ("_id", -1)],
+        "recipients_newest": [("recipients", 1), ("at", -1), ("_id", -1)], "at": [("at", 1), ("_id", 1)],
         "writes": [("writes", 1)]}
 
 

@@ -127,10 +127,13 @@ async def seeded(services: Services, database: Database) -> None:
     await database.collection("history").insert_many(history)
     head = await database.collection("audit").find_one({}, sort=[("_id", -1)])
     assert head is not None, "the seed's ingest leaves an audit record to copy"
-    # Another writer's chain (hashes not recomputed: only the reads' plans matter here), a record a minute.
+    # Another writer's chain (hashes not recomputed: only the reads' plans matter here), a record a minute; every
+    # tenth a push to two subscribers (the recipients' index is multikey).
     audit = [{**head, "_id": f"bench-seed:{n + 1:012d}", "writer": "bench-seed", "seq": n + 1,
               "at": head["at"] + timedelta(minutes=n), "actor": f"user-{n % 40}",
-              "caseIds": [f"CASE-2026-{n % CASES:06d}"], "customerIds": [f"CUST-{n % 7_919:05d}"]}
+              "caseIds": [f"CASE-2026-{n % CASES:06d}"], "customerIds": [f"CUST-{n % 7_919:05d}"],
+              **({"actor": "subscribers", "recipients": [f"user-{n % 40}", f"user-{(n + 7) % 40}"]}
+                 if n % 10 == 0 else {})}
              for n in range(AUDIT_RECORDS)]
     await database.collection("audit").insert_many(audit)
 
@@ -224,7 +227,8 @@ INDEXED = {
                           "tasks.count_documents -> FETCH IXSCAN:assignee_due_order"],
     "audit by case": ["audit.find -> FETCH IXSCAN:case_newest"],
     "audit by customer": ["audit.find -> FETCH IXSCAN:customer_newest"],
-    "audit by actor": ["audit.find -> FETCH IXSCAN:actor_newest"],
+    # As the actor, then among a push's recipients: two reads, each on its own index (stores/audit.py).
+    "audit by actor": ["audit.find -> FETCH IXSCAN:actor_newest", "audit.find -> FETCH IXSCAN:recipients_newest"],
 }
 # The totalCount of an unfiltered list (`cases.count_documents` with `{}` above) counts the collection: MongoDB
 # scans for it too (count_documents never reads collection metadata); a page that does not select totalCount
