@@ -4,14 +4,22 @@ Operation names are chosen by clients, so a label is only ever: the name of an o
 document (which parsed), truncated to 64 characters; `anonymous` for an unnamed one; and `other` for anything
 else (no document, a syntax error, a name the document does not define) and for every new name once 100 distinct
 labels have been seen by this process. So the metrics' label sets stay bounded whatever clients send.
+
+Over HTTP an operation is counted when it is answered (edge/access_log.py). Over WebSocket each `subscribe` message
+is one operation (edge/view.py): open while it runs, counted by operation, type and outcome when it ends (the
+server's complete or error, the client's complete, the socket closing). Its outcome is `ok` or the code of the
+first error of a refusal (the `error` frame: it never ran) or of a query's or mutation's result; a subscription's
+pushes are not operations, so an error in a later push does not change it, and nothing here runs per push.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Iterable
 from functools import lru_cache
+from typing import Any
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MAX_LABEL_LENGTH = 64
 MAX_LABELS = 100
@@ -26,6 +34,13 @@ OPERATIONS = Counter("case_repository_graphql_operations_total",
                      ["operation", "outcome"])
 OPERATION_SECONDS = Histogram("case_repository_graphql_operation_seconds",
                               "Time to answer a GraphQL operation over HTTP, by operation", ["operation"])
+SOCKET_OPERATIONS = Counter("case_repository_graphql_ws_operations_total",
+                            "GraphQL operations over WebSocket (subscribe messages) by operation, type (query, "
+                            "mutation, subscription; other: no such operation) and outcome, counted when they end",
+                            ["operation", "type", "outcome"])
+SOCKET_OPERATIONS_OPEN = Gauge("case_repository_graphql_ws_operations_open",
+                               "GraphQL operations running over WebSocket, by operation and type",
+                               ["operation", "type"])
 
 
 class OperationLabels:
@@ -71,6 +86,44 @@ def operation_in_document(query: str, operation_name: str | None) -> str | None:
 
 
 LABELS = OperationLabels()
+
+
+def operation_type(query: str | None, operation_name: str | None) -> str:
+    """`query`, `mutation` or `subscription`; `other` when the document names no such operation or does not parse."""
+    found = chosen_operation(query, operation_name) if query else None
+    return OTHER if found is None else found[1].operation.value
+
+
+class SocketOperation:
+    """One subscribe message of a WebSocket while it runs: open in the gauge, counted once when it ends."""
+
+    def __init__(self, query: str | None, operation_name: str | None) -> None:
+        self.label = LABELS.label(query, operation_name)
+        self.type = operation_type(query, operation_name)
+        self.outcome = "ok"
+        SOCKET_OPERATIONS_OPEN.labels(self.label, self.type).inc()
+
+    @property
+    def single_result(self) -> bool:
+        """A query or mutation: its result is its outcome (a subscription's results are pushes)."""
+        return self.type != "subscription"
+
+    def note(self, errors: Iterable[GraphQLError] | None) -> None:
+        """The first error the operation answered with decides its outcome; later ones change nothing."""
+        if self.outcome == "ok":
+            for error in errors or ():
+                self.outcome = str((error.extensions or {}).get("code", "INTERNAL"))
+                return
+
+    async def noting(self, results: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """A query's or mutation's results (one, or a few with @defer) as they pass, each noted."""
+        async for result in results:
+            self.note(getattr(result, "errors", None))
+            yield result
+
+    def ended(self) -> None:
+        SOCKET_OPERATIONS_OPEN.labels(self.label, self.type).dec()
+        SOCKET_OPERATIONS.labels(self.label, self.type, self.outcome).inc()
 
 
 def count_operation(operation: str, codes: tuple[str, ...], seconds: float) -> None:

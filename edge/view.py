@@ -30,7 +30,7 @@ from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, client_address
 from edge.refusal_limits import RATE_LIMITED, RATE_LIMITED_REASON
 from edge.graphiql_page import GRAPHIQL
 from edge.keys import OUTCOME, SERVICES, Outcome
-from edge.operations import LABELS
+from edge.operations import LABELS, SocketOperation
 from edge.refusals import GRAPHQL_RESPONSE_JSON, JSON, refusal, response_media_type
 from errors import Unauthenticated
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
@@ -58,17 +58,40 @@ class BoundedWebSocket(web.WebSocketResponse):
 
 class SharedPushesHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with every frame through the socket's outbox (edge/outbox.py), and the shared case
-    feeds served by the view's push groups (edge/fanout.py); every other operation runs as Strawberry runs it."""
+    feeds served by the view's push groups (edge/fanout.py); every other operation runs as Strawberry runs it.
+    Each operation is in the WebSocket operation metrics (edge.operations.SocketOperation) while it runs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         adapter = self.websocket
         self.outbox = SocketOutbox(adapter.ws, adapter.request.transport)  # type: ignore[attr-defined]
+        self._running: dict[Operation[Context, None], SocketOperation] = {}
 
     async def send_message(self, message: Any) -> None:
         await self.outbox.send(self.view.encode_json(message))
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        counted = self._running[operation] = SocketOperation(operation.query, operation.operation_name)
+        try:
+            await self._run_operation(operation)
+        except Exception:
+            counted.note([GraphQLError("the operation failed", extensions={"code": "INTERNAL"})])
+            raise
+        finally:  # also when cancelled: the client's complete, the socket closing
+            del self._running[operation]
+            counted.ended()
+
+    async def _handle_pre_execution_error(self, operation: Operation[Context, None], result: PreExecutionError) -> None:
+        self._running[operation].note(result.errors)
+        await super()._handle_pre_execution_error(operation, result)
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
+        counted = self._running[operation]
+        # A subscription's stream goes to Strawberry untouched: nothing is added per push.
+        await super()._send_result_stream(operation, counted.noting(result_source) if counted.single_result
+                                          else result_source)
+
+    async def _run_operation(self, operation: Operation[Context, None]) -> None:
         fanout: PushFanOut = self.view.fanout  # type: ignore[attr-defined]
         key = fanout.group_key(operation.query, operation.operation_name, operation.variables, self.context)
         if key is None:
