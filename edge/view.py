@@ -24,6 +24,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from auth.tokens import bearer_token_from_payload
 from context import Context
+from edge import content_type
 from edge.fanout import PushFanOut
 from edge.outbox import SocketOutbox
 from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, client_address, failed_authentication_entry
@@ -36,6 +37,7 @@ from errors import Unauthenticated
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
 from edge.response_cache import cacheable_operation
 
+content_type.install()
 
 # Strawberry's own refusals, by status: the code a client can act on.
 _REFUSAL_CODES = {404: "NOT_FOUND"}
