@@ -129,6 +129,13 @@ class SharedPushesHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class CaseRepositoryView(GraphQLView):
     graphql_transport_ws_handler_class = SharedPushesHandler
 
+    def is_websocket_request(self, request: web.Request) -> bool:
+        # Strawberry asks aiohttp's handshake check, which builds a WebSocketResponse and raises inside it for every
+        # plain POST (a twentieth of a cache hit); a handshake is a GET with an Upgrade header, so the rest is no.
+        if request.method != "GET" or "Upgrade" not in request.headers:
+            return False
+        return super().is_websocket_request(request)
+
     @cached_property
     def fanout(self) -> PushFanOut:
         """This view's push groups: subscriptions of every socket it serves share them."""

@@ -92,7 +92,8 @@ class FieldPlan:
     non_null: bool
     item_non_null: bool
     attribute: str | None  # read this attribute, or
-    resolver: Callable[[Any], Any] | None  # call this with the parent (a resolver of `self` alone)
+    resolver: Callable[..., Any] | None  # call this with the parent (a resolver of `self`, and maybe `info`)
+    info_parameter: str | None  # the resolver's name for Strawberry's Info, if it takes one
     guard: InlineGuard | None
     guard_key: str
 
@@ -131,15 +132,15 @@ def field_plan(field_def: GraphQLField, type_name: str, field_name: str,
             return None  # Strawberry's own resolver for a basic field without exception handlers; else it does more
         if guard is None and kind is Shape.LEAF:
             return LeafPlan(attribute=definition.python_name, leaf_type=named_type, non_null=non_null)
-        return FieldPlan(field_def, kind, named_type, non_null, item_non_null, definition.python_name, None, guard,
-                         f"{type_name}.{field_name}")
+        return FieldPlan(field_def, kind, named_type, non_null, item_non_null, definition.python_name, None, None,
+                         guard, f"{type_name}.{field_name}")
     if (not resolvers_direct or guard is not None or resolver.is_async or resolver.arguments
-            or resolver.self_parameter is None or resolver.info_parameter is not None
-            or resolver.root_parameter is not None or resolver.parent_parameter is not None
-            or resolve_name != "_resolver"):
+            or resolver.self_parameter is None or resolver.root_parameter is not None
+            or resolver.parent_parameter is not None or resolve_name != "_resolver"):
         return None
-    return FieldPlan(field_def, kind, named_type, non_null, item_non_null, None, resolver.wrapped_func, None,
-                     f"{type_name}.{field_name}")
+    info = resolver.info_parameter
+    return FieldPlan(field_def, kind, named_type, non_null, item_non_null, None, resolver.wrapped_func,
+                     None if info is None else info.name, None, f"{type_name}.{field_name}")
 
 
 def _shape_of(field_type: Any) -> tuple[Shape, Any, bool, bool] | None:
@@ -167,9 +168,10 @@ def _shape_of(field_type: Any) -> tuple[Shape, Any, bool, bool] | None:
 class LeafPlans:
     """Plans per (object type, field name) of one schema, worked out on first use."""
 
-    def __init__(self, resolvers_direct: bool) -> None:
+    def __init__(self, resolvers_direct: bool, info_class: Any = None) -> None:
         self._plans: dict[tuple[GraphQLObjectType, str], LeafPlan | FieldPlan | None] = {}
         self._resolvers_direct = resolvers_direct
+        self.info_class = info_class  # Strawberry's Info, for resolvers that take one
 
     def get(self, parent_type: GraphQLObjectType, field_name: str) -> LeafPlan | FieldPlan | None:
         key = (parent_type, field_name)
@@ -192,8 +194,11 @@ def plans_of(schema: GraphQLSchema) -> LeafPlans:
         converter = getattr(strawberry_schema, "schema_converter", None)
         # A resolver is called directly only where no field exception handler can apply (Strawberry checks per
         # field; without handlers at all there is nothing to check).
+        info_class = getattr(getattr(strawberry_schema, "config", None), "info_class", None)
         plans = _PLANS[schema] = LeafPlans(
-            resolvers_direct=converter is not None and not getattr(converter, "_exception_handler_specs", True))
+            resolvers_direct=(converter is not None and info_class is not None
+                              and not getattr(converter, "_exception_handler_specs", True)),
+            info_class=info_class)
     return plans
 
 
@@ -264,7 +269,7 @@ def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObj
                         results[response_name] = result
                         continue
                 else:
-                    result = _run_plan(executor, plan, parent_type, source_value, field_details_list,
+                    result = _run_plan(executor, plans, plan, parent_type, source_value, field_details_list,
                                        Path(path, response_name, parent_type.name), position_context)
             if result is _FALLBACK:
                 result = executor.execute_field(parent_type, source_value, field_details_list,
@@ -282,8 +287,8 @@ def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObj
     return _gathered(results, awaitable_fields)
 
 
-def _run_plan(executor: Any, plan: FieldPlan, parent_type: GraphQLObjectType, source: Any, field_details_list: Any,
-              path: Path, position_context: Any) -> Any:
+def _run_plan(executor: Any, plans: LeafPlans, plan: FieldPlan, parent_type: GraphQLObjectType, source: Any,
+              field_details_list: Any, path: Path, position_context: Any) -> Any:
     """The field's value, completed; _FALLBACK (before anything ran) to take graphql-core's `execute_field`."""
     guard = plan.guard
     decision = None
@@ -296,7 +301,15 @@ def _run_plan(executor: Any, plan: FieldPlan, parent_type: GraphQLObjectType, so
             return _FALLBACK  # refused: the guard raises its own error on the stock path
     field_type = plan.field_def.type
     try:
-        value = getattr(source, plan.attribute) if plan.resolver is None else plan.resolver(source)
+        if plan.resolver is None:
+            value = getattr(source, plan.attribute)
+        elif plan.info_parameter is None:
+            value = plan.resolver(source)
+        else:  # as Strawberry builds it, without the argument conversion and extension chain around it
+            raw_info = executor.build_resolve_info(plan.field_def, [details.node for details in field_details_list],
+                                                   parent_type, path)
+            value = plan.resolver(source, **{plan.info_parameter: plans.info_class(
+                _raw_info=raw_info, _field=plan.field_def.extensions[GraphQLCoreConverter.DEFINITION_BACKREF])})
         if guard is not None:
             value = guard.shape(executor.context_value, plan.guard_key, decision, value)
     except Exception as raw_error:  # what the stock path does when a resolver raises

@@ -451,7 +451,7 @@ def _validated(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _bounded_text(value: str, path: str) -> str:
     # A header decoded with surrogateescape carries lone surrogates, which neither BSON nor the hash can encode.
-    text = value.encode("utf-8", "replace").decode("utf-8")
+    text = value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
     limit = TEXT_BOUNDS.get(path, MAX_TEXT)
     return text if len(text) <= limit else text[:limit - len(TRUNCATED)] + TRUNCATED
 
