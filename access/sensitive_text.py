@@ -111,7 +111,10 @@ def _path_aad(prefix: str, path: list[Any]) -> str:
 
 
 def _entry(container: dict[str, Any], path: list[Any]) -> dict[str, Any] | None:
-    return next((e for e in container.get(SEALED_TEXT) or () if e.get("path") == path), None)
+    entries = container.get(SEALED_TEXT)
+    if not entries:
+        return None  # most texts hold nothing sealed: asked for every text a read shows
+    return next((e for e in entries if e.get("path") == path), None)
 
 
 def protect_value(container: dict[str, Any], path: list[Any], value: str, cipher: FieldCipher,
