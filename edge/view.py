@@ -220,6 +220,21 @@ class CaseRepositoryView(GraphQLView):
         # Text, not bytes: WebSocket clients expect text frames.
         return orjson.dumps(data).decode()
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # What orjson refuses and json takes (an integer beyond 64 bits, NaN) gets the answer it always got: the
+            # argument's own clear error, or Strawberry's 400 when json refuses it too.
+            return super().decode_json(data)
+
+    def create_response(self, response_data: Any, sub_response: web.Response) -> web.Response:  # type: ignore[override]
+        # Strawberry turns the encoded answer into text and aiohttp turns it back into bytes: it goes out as encoded.
+        sub_response.body = orjson.dumps(response_data)
+        sub_response.content_type = JSON
+        sub_response.charset = "utf-8"
+        return sub_response
+
 
 async def _refuse_sign_in(context: Context, reason: str) -> None:
     """A socket that did not sign in counts against its address's limit of requests without a valid token, as a

@@ -202,31 +202,74 @@ def plans_of(schema: GraphQLSchema) -> LeafPlans:
     return plans
 
 
-# Collected subfields per operation, kept as long as the parsed document is (the parser cache holds it), so a
-# repeated request does not collect its selections again. None for an operation whose selections depend on its
-# variables (a directive with a variable argument: @include(if: $x), @skip, @defer(if: ...)).
+@dataclass(slots=True)
+class _OperationCache:
+    """What one parsed operation's executions share: collected subfields and the planned field lists."""
+    by_nodes: dict[tuple[GraphQLObjectType, tuple[int, ...]], Any]  # (return type, field node ids) -> collected
+    # The field lists of collected results live as long as this cache: they are looked up by identity, cheaper
+    # than by their nodes. `lists` pins them (id -> list), so an id always names the same list.
+    lists: dict[int, Any]
+    by_list: dict[tuple[GraphQLObjectType, int], Any]  # (return type, id of such a list) -> collected
+    planned: dict[int, list[tuple[str, Any, Any]]]  # id of a collected field set -> its fields with their plans
+
+
+# Per operation, kept as long as the parsed document is (the parser cache holds it), so a repeated request does not
+# collect its selections again. None for an operation whose selections depend on its variables (a directive with a
+# variable argument: @include(if: $x), @skip, @defer(if: ...)).
 # Keyed by the operation's id, dropped when the operation is (a node's own hash walks its whole subtree).
-_SUBFIELDS: dict[int, dict[tuple[GraphQLObjectType, tuple[int, ...]], Any] | None] = {}
+_OPERATIONS: dict[int, _OperationCache | None] = {}
+
+
+def _operation_cache(executor: Any) -> _OperationCache | None:
+    operation = executor.operation
+    cache = _OPERATIONS.get(id(operation), _UNPLANNED)
+    if cache is _UNPLANNED:
+        cache = _OPERATIONS[id(operation)] = None if _depends_on_variables(executor) else _OperationCache({}, {}, {},
+                                                                                                          {})
+        finalize(operation, _OPERATIONS.pop, id(operation), None)
+    return cache  # type: ignore[return-value]
 
 
 def cached_subfields(executor: Any, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
     """What graphql-core's `collect_subfields` gives for this selection, worked out once per parsed operation; None
     when it cannot be cached (the caller collects as usual)."""
-    operation = executor.operation
-    per_operation = _SUBFIELDS.get(id(operation), _UNPLANNED)
-    if per_operation is _UNPLANNED:
-        per_operation = _SUBFIELDS[id(operation)] = None if _depends_on_variables(executor) else {}
-        finalize(operation, _SUBFIELDS.pop, id(operation), None)
-    if per_operation is None or any(details.fragment_variable_values for details in field_details_list):
+    cache = _operation_cache(executor)
+    if cache is None:
+        return None
+    if cache.lists.get(id(field_details_list)) is field_details_list:
+        collected = cache.by_list.get((return_type, id(field_details_list)))
+        if collected is not None:
+            return collected
+    if any(details.fragment_variable_values for details in field_details_list):
         return None
     # The nodes belong to the parsed document, which outlives this entry: their ids stay theirs.
     key = (return_type, tuple(id(details.node) for details in field_details_list))
-    collected = per_operation.get(key)  # type: ignore[union-attr]
+    collected = cache.by_nodes.get(key)
     if collected is None:
-        collected = per_operation[key] = collect_subfields(  # type: ignore[index]
-            executor.schema, executor.fragments, executor.variable_values, operation, return_type,
+        collected = cache.by_nodes[key] = collect_subfields(
+            executor.schema, executor.fragments, executor.variable_values, executor.operation, return_type,
             field_details_list, executor.hide_suggestions)
+        for field_list in collected.grouped_field_set.values():
+            cache.lists[id(field_list)] = field_list
+    if cache.lists.get(id(field_details_list)) is field_details_list:
+        cache.by_list[(return_type, id(field_details_list))] = collected
     return collected
+
+
+def _planned_fields(executor: Any, plans: LeafPlans, parent_type: GraphQLObjectType,
+                    grouped_field_set: Any) -> list[tuple[str, Any, Any]]:
+    """(response name, field list, plan or None) of each field, worked out once per collected field set."""
+    cache = _operation_cache(executor)
+    planned = None if cache is None else cache.planned.get(id(grouped_field_set))
+    if planned is None:
+        planned = [(name, field_list, None if field_list[0].node.arguments
+                    else plans.get(parent_type, field_list[0].node.name.value))
+                   for name, field_list in grouped_field_set.items()]
+        # Only a field set this cache holds keeps its id (a root field set is new on every request).
+        if cache is not None and any(collected.grouped_field_set is grouped_field_set
+                                     for collected in cache.by_nodes.values()):
+            cache.planned[id(grouped_field_set)] = planned
+    return planned
 
 
 def _depends_on_variables(executor: Any) -> bool:
@@ -258,11 +301,10 @@ def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObj
     is_awaitable = executor.is_awaitable
     awaitable_fields: list[str] = []
     try:
-        for response_name, field_details_list in grouped_field_set.items():
-            node = field_details_list[0].node
-            plan = plans.get(parent_type, node.name.value)
+        for response_name, field_details_list, plan in _planned_fields(executor, plans, parent_type,
+                                                                       grouped_field_set):
             result: Any = _FALLBACK
-            if plan is not None and not node.arguments:
+            if plan is not None:
                 if type(plan) is LeafPlan:
                     result = plan.complete(source_value)
                     if result is not _FALLBACK:
