@@ -220,14 +220,6 @@ class CaseRepositoryView(GraphQLView):
         # Text, not bytes: WebSocket clients expect text frames.
         return orjson.dumps(data).decode()
 
-    def decode_json(self, data: str | bytes) -> object:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # What orjson refuses and json takes (an integer beyond 64 bits, NaN) gets the answer it always got: the
-            # argument's own clear error, or Strawberry's 400 when json refuses it too.
-            return super().decode_json(data)
-
     def create_response(self, response_data: Any, sub_response: web.Response) -> web.Response:  # type: ignore[override]
         # Strawberry turns the encoded answer into text and aiohttp turns it back into bytes: it goes out as encoded.
         sub_response.body = orjson.dumps(response_data)
