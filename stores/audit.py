@@ -465,6 +465,10 @@ def _storable(value: Any, path: str) -> Any:
                 raise ValueError(f"audit record: field name {key!r} at {path or 'top level'} is not allowed")
         return {key: _storable(item, f"{path}.{key}" if path else key) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
+        limit = TEXT_BOUNDS.get(path, MAX_TEXT)
+        # Most lists are short ASCII names (fields read, case ids): kept as they are without a call per item.
+        if all(type(item) is str and item.isascii() and len(item) <= limit for item in value):
+            return list(value)
         return [_storable(item, path) for item in value]
     if isinstance(value, str):
         return _bounded_text(value, path)
