@@ -69,30 +69,54 @@ class Services:
 
 
 class Loaders:
-    """Per-request DataLoaders: every path to a case, customer or task is batched into one store call."""
+    """Per-request DataLoaders: every path to a case, customer or task is batched into one store call.
+
+    Each is made on first use: a request reads through one or two of them, and a DataLoader is not free to make."""
 
     def __init__(self, services: Services, scope: CaseScope) -> None:
-        cases = services.cases
-        self.case: DataLoader[str, dict[str, Any] | None] = DataLoader(
-            lambda ids: _in_order(cases.get_many(ids, scope=scope), ids))
-        self.customer: DataLoader[str, dict[str, Any] | None] = DataLoader(
-            lambda ids: _in_order(cases.latest_customer_snapshots(ids, scope=scope), ids))
-        self.customer_summary: DataLoader[Person, dict[str, Any]] = DataLoader(
-            lambda ids: _in_order(cases.customer_summaries(ids, scope=scope), ids))
-        tasks = services.tasks
-        self.task: DataLoader[str, dict[str, Any] | None] = DataLoader(
-            lambda ids: _in_order(_by_task_id(tasks.by_ids(ids, scope=scope)), ids))
-        terms = services.terms
-        self.terms_of_case: DataLoader[str, dict[str, Any] | None] = DataLoader(
-            lambda ids: _in_order(terms.of_cases(ids, scope=scope), ids))
-        self.terms_of_customer: DataLoader[str, list[dict[str, Any]] | None] = DataLoader(
-            lambda ids: _in_order(terms.of_customers(ids, scope=scope), ids))
-        # Notes of cases and customers already read through the scope above; missing = no notes.
-        notes = services.notes
-        self.case_notes: DataLoader[str, list[dict[str, Any]]] = DataLoader(
-            lambda ids: _lists_in_order(notes.for_cases(ids), ids))
-        self.customer_notes: DataLoader[str, list[dict[str, Any]]] = DataLoader(
-            lambda ids: _lists_in_order(notes.for_customers(ids), ids))
+        self._services = services
+        self._scope = scope
+
+    @cached_property
+    def case(self) -> DataLoader[str, dict[str, Any] | None]:
+        cases, scope = self._services.cases, self._scope
+        return DataLoader(lambda ids: _in_order(cases.get_many(ids, scope=scope), ids))
+
+    @cached_property
+    def customer(self) -> DataLoader[str, dict[str, Any] | None]:
+        cases, scope = self._services.cases, self._scope
+        return DataLoader(lambda ids: _in_order(cases.latest_customer_snapshots(ids, scope=scope), ids))
+
+    @cached_property
+    def customer_summary(self) -> DataLoader[Person, dict[str, Any]]:
+        cases, scope = self._services.cases, self._scope
+        return DataLoader(lambda ids: _in_order(cases.customer_summaries(ids, scope=scope), ids))
+
+    @cached_property
+    def task(self) -> DataLoader[str, dict[str, Any] | None]:
+        tasks, scope = self._services.tasks, self._scope
+        return DataLoader(lambda ids: _in_order(_by_task_id(tasks.by_ids(ids, scope=scope)), ids))
+
+    @cached_property
+    def terms_of_case(self) -> DataLoader[str, dict[str, Any] | None]:
+        terms, scope = self._services.terms, self._scope
+        return DataLoader(lambda ids: _in_order(terms.of_cases(ids, scope=scope), ids))
+
+    @cached_property
+    def terms_of_customer(self) -> DataLoader[str, list[dict[str, Any]] | None]:
+        terms, scope = self._services.terms, self._scope
+        return DataLoader(lambda ids: _in_order(terms.of_customers(ids, scope=scope), ids))
+
+    # Notes of cases and customers already read through the scope above; missing = no notes.
+    @cached_property
+    def case_notes(self) -> DataLoader[str, list[dict[str, Any]]]:
+        notes = self._services.notes
+        return DataLoader(lambda ids: _lists_in_order(notes.for_cases(ids), ids))
+
+    @cached_property
+    def customer_notes(self) -> DataLoader[str, list[dict[str, Any]]]:
+        notes = self._services.notes
+        return DataLoader(lambda ids: _lists_in_order(notes.for_customers(ids), ids))
 
 
 async def _by_task_id(found: Any) -> dict[str, Any]:

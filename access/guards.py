@@ -37,22 +37,30 @@ class SensitiveField(FieldExtension):
     NegotiatedTermsVersion) is one field object shared by both types, with one extension."""
 
     def _access(self, info: Info) -> tuple[str, Access]:
-        context = info.context
-        if context.principal is None:
-            raise Unauthenticated("sign in to read this field")
         key = f"{info.path.typename}.{info.field_name}"
-        # The view is the token's channel claim: an X-Channel header is the client's own word, so a call that names
-        # its channel only there gets the view of a call that names none (never more); the audit still records it.
-        access = field_access(key, context.principal.roles, context.principal.channel)
-        if access is Access.DENIED:
+        access = self.decide(info.context, key)
+        if access is None:
+            if info.context.principal is None:
+                raise Unauthenticated("sign in to read this field")
             raise Forbidden(f"{key} is not visible to your roles")
         return key, access
 
     @staticmethod
-    def _shape(key: str, value: Any, access: Access, info: Info) -> Any:
+    def decide(context: Any, key: str) -> Access | None:
+        """How `key` is shown to this request's caller; None when it is refused. The fast executor asks once per
+        request and field (schema/fast_execution.py), the field's own resolve once per value."""
+        if context.principal is None:
+            return None
+        # The view is the token's channel claim: an X-Channel header is the client's own word, so a call that names
+        # its channel only there gets the view of a call that names none (never more); the audit still records it.
+        access = field_access(key, context.principal.roles, context.principal.channel)
+        return None if access is Access.DENIED else access
+
+    @staticmethod
+    def shape(context: Any, key: str, access: Access, value: Any) -> Any:
         if value is None:
             return None
-        info.context.audit.revealed(key, access.value)
+        context.audit.revealed(key, access.value)
         if access is Access.FULL:
             return value
         if access is Access.HIDDEN:
@@ -61,14 +69,14 @@ class SensitiveField(FieldExtension):
 
     def resolve(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
         key, access = self._access(info)
-        return self._shape(key, next_(source, info, **kwargs), access, info)
+        return self.shape(info.context, key, access, next_(source, info, **kwargs))
 
     async def resolve_async(self, next_: Any, source: Any, info: Info, **kwargs: Any) -> Any:
         key, access = self._access(info)
         value = next_(source, info, **kwargs)
         if hasattr(value, "__await__"):
             value = await value
-        return self._shape(key, value, access, info)
+        return self.shape(info.context, key, access, value)
 
 
 class RolesRequired(BasePermission):

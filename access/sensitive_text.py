@@ -111,7 +111,10 @@ def _path_aad(prefix: str, path: list[Any]) -> str:
 
 
 def _entry(container: dict[str, Any], path: list[Any]) -> dict[str, Any] | None:
-    return next((e for e in container.get(SEALED_TEXT) or () if e.get("path") == path), None)
+    entries = container.get(SEALED_TEXT)
+    if not entries:
+        return None  # most texts hold nothing sealed: asked for every text a read shows
+    return next((e for e in entries if e.get("path") == path), None)
 
 
 def protect_value(container: dict[str, Any], path: list[Any], value: str, cipher: FieldCipher,
@@ -232,11 +235,12 @@ class Reader(Protocol):
 
 
 def _originals(container: dict[str, Any], path: list[Any], value: str, cipher: FieldCipher,
-               aad: str) -> list[list[str]] | None:
+               aad: str | Callable[[], str]) -> list[list[str]] | None:
     known = _entry(container, path)
     if known is None or known["of"] != _digest(value):
         return None
-    return orjson.loads(cipher.open(known["v"], aad=_path_aad(aad, path)))
+    prefix = aad() if callable(aad) else aad  # worked out only for a text that has sealed values: most have none
+    return orjson.loads(cipher.open(known["v"], aad=_path_aad(prefix, path)))
 
 
 def _restored(value: str, originals: list[list[str]], kinds: set[str]) -> str:
@@ -259,7 +263,7 @@ def full_kinds(context: Reader) -> set[str]:
 
 
 def shown_text(context: Reader, key: str, container: dict[str, Any], path: list[Any], value: str | None,
-               aad: str) -> str | None:
+               aad: str | Callable[[], str]) -> str | None:
     """`value` as the caller may read it; a text carrying sealed values is noted in the audit under `key`."""
     if not isinstance(value, str):
         return value
@@ -272,7 +276,7 @@ def shown_text(context: Reader, key: str, container: dict[str, Any], path: list[
     return shown
 
 
-def shown_tree(context: Reader, key: str, container: dict[str, Any], name: str, aad: str) -> Any:
+def shown_tree(context: Reader, key: str, container: dict[str, Any], name: str, aad: str | Callable[[], str]) -> Any:
     """The free-form JSON `container[name]` with each text as the caller may read it."""
 
     def walk(value: Any, path: list[Any]) -> Any:

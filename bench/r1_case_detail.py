@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+import garbage_collector
 from access.scope import case_scope
 from bench.caller import bench_context, bench_principal, bench_token, graphql_schema
 from bench.events import detailed_case, parsed
@@ -170,6 +171,7 @@ async def run_once(*, cached: bool, lane: str = MONGOMOCK) -> Ratio:
     with pinned_to_cpu(0):  # the load generator pins itself to the last CPU
         async with serve(app) as graphql_url:
             await services.pipeline.ingest(parsed(detailed_case(CASE_ID)))
+            garbage_collector.settle_after_startup()  # as server.serve does; both servers live in this process
             graphql_body = await _post_once(graphql_url + "/graphql", body, headers)
             payload = orjson.loads(graphql_body)
             if "errors" in payload or payload.get("data", {}).get("case") is None:

@@ -16,7 +16,8 @@ generator's ceiling: a baseline near it is bounded by the client, and the true r
 
 Two configurations, each a ratio: as deployed (default Settings), and - where the product has a response
 cache - with that cache off, since R1's one repeated request from one caller is answered from the cache,
-while many callers reading many cases mostly execute. Target: with / without >= 0.85.
+while many callers reading many cases mostly execute. Targets (issue 14): with / without >= 0.9 as deployed,
+>= 0.95 with every request executed.
 
 `python -m bench.r2_security --profile secure` (or `python -m bench.profile r2_security`) runs that server
 under cProfile and prints where its time went; the rates of such a run are not the benchmark's.
@@ -45,7 +46,9 @@ CONCURRENCY = 32
 ROUNDS = 3  # per server; ABBA order
 WARMUP_SECONDS = 1.0
 DURATION_SECONDS = 10.0  # issue 14: 2-second rounds swung from 420 to 3,000 req/s on this shared machine
-TARGET = 0.85
+# Issue 14: as deployed (repeats are response-cache hits) >= 0.9; every request executed >= 0.95.
+TARGET_DEPLOYED = 0.9
+TARGET_EXECUTED = 0.95
 PROFILE_TOP = 30
 # Above this share of the load generator's ceiling, the baseline's rate says more about the client than the server.
 CEILING_WARNING = 0.8
@@ -111,15 +114,16 @@ class Variant:
     label: str
     overrides: dict[str, Any]
     ratio_name: str
+    target: float
 
 
 def variants() -> list[Variant]:
     """As deployed; and, where the product has a response cache, with it off so that every request executes."""
-    chosen = [Variant("as deployed (default Settings)", {}, "R2 with / without security req/s")]
+    chosen = [Variant("as deployed (default Settings)", {}, "R2 with / without security req/s", TARGET_DEPLOYED)]
     if "response_cache_seconds" in {f.name for f in dataclasses.fields(Settings)}:
         # Misses execute the query, and then the security set sits beside execution rather than a dict lookup.
         chosen.append(Variant("response cache off: every request executes", {"response_cache_seconds": 0.0},
-                              "R2 (response cache off) with / without req/s"))
+                              "R2 (response cache off) with / without req/s", TARGET_EXECUTED))
     return chosen
 
 
@@ -159,7 +163,7 @@ def _print(variant: Variant, rounds: dict[str, list[LoadResult]], ceiling: LoadR
            reports: dict[str, dict[str, Any]], size: int, profile: str | None) -> Ratio:
     secure, insecure = total(rounds[SECURE]), total(rounds[INSECURE])
     measured = median_rate(rounds[SECURE]) / median_rate(rounds[INSECURE])
-    ratio = Ratio(variant.ratio_name, measured, f">= {TARGET}", measured >= TARGET)
+    ratio = Ratio(variant.ratio_name, measured, f">= {variant.target}", measured >= variant.target)
     print(f"  {variant.label}; {size:,} identical bytes")
     if profile:
         print(f"  (the {profile} server ran under cProfile: these rates are not the benchmark's)")
@@ -185,6 +189,11 @@ def _print(variant: Variant, rounds: dict[str, list[LoadResult]], ceiling: LoadR
     print(f"    in process per request: schema.execute with {with_['executeMs']:.2f} ms (guards, scope, limits, "
           f"audit record), without {without['executeMs']:.2f} ms; token check {with_['tokenUs']:.0f} µs; "
           f"audit append {with_['auditUs']:.0f} µs")
+    if secure.server_ms_per_request and insecure.server_ms_per_request:
+        # The rates are what the target is about; on a shared machine they can move apart from the CPU each side
+        # spent, so that measure is printed beside them.
+        print("    by server CPU per request (without / with): "
+              f"{insecure.server_ms_per_request / secure.server_ms_per_request:.3f}")
     print(ratio_line(ratio))
     return ratio
 

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+import garbage_collector
 from auth.tokens import bearer_token
 from bench.caller import bench_principal, bench_token, graphql_schema
 from bench.events import detailed_case, parsed
@@ -114,6 +115,7 @@ async def serve_side(side: str, overrides: dict[str, Any], profile: bool, top: i
     profiler = cProfile.Profile() if profile else None
     async with serve(app) as url:
         await app[SERVICES].pipeline.ingest(parsed(detailed_case(CASE_ID)))
+        garbage_collector.settle_after_startup()  # as server.serve does once the app has started
         before = await _audit_records(database)
         _say({"url": url})
         if profiler is not None:

@@ -24,6 +24,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from auth.tokens import bearer_token_from_payload
 from context import Context
+from edge import content_type
 from edge.fanout import PushFanOut
 from edge.outbox import SocketOutbox
 from edge.authentication import AUDIT_REASON, CHANNEL, PRINCIPAL, client_address, failed_authentication_entry
@@ -36,6 +37,7 @@ from errors import Unauthenticated
 from resolvers.audit import AUDIT_UNAVAILABLE, record_operation
 from edge.response_cache import cacheable_operation
 
+content_type.install()
 
 # Strawberry's own refusals, by status: the code a client can act on.
 _REFUSAL_CODES = {404: "NOT_FOUND"}
@@ -127,6 +129,13 @@ class SharedPushesHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class CaseRepositoryView(GraphQLView):
     graphql_transport_ws_handler_class = SharedPushesHandler
 
+    def is_websocket_request(self, request: web.Request) -> bool:
+        # Strawberry asks aiohttp's handshake check, which builds a WebSocketResponse and raises inside it for every
+        # plain POST (a twentieth of a cache hit); a handshake is a GET with an Upgrade header, so the rest is no.
+        if request.method != "GET" or "Upgrade" not in request.headers:
+            return False
+        return super().is_websocket_request(request)
+
     @cached_property
     def fanout(self) -> PushFanOut:
         """This view's push groups: subscriptions of every socket it serves share them."""
@@ -210,6 +219,13 @@ class CaseRepositoryView(GraphQLView):
     def encode_json(self, data: object) -> str:
         # Text, not bytes: WebSocket clients expect text frames.
         return orjson.dumps(data).decode()
+
+    def create_response(self, response_data: Any, sub_response: web.Response) -> web.Response:  # type: ignore[override]
+        # Strawberry turns the encoded answer into text and aiohttp turns it back into bytes: it goes out as encoded.
+        sub_response.body = orjson.dumps(response_data)
+        sub_response.content_type = JSON
+        sub_response.charset = "utf-8"
+        return sub_response
 
 
 async def _refuse_sign_in(context: Context, reason: str) -> None:

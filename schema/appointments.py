@@ -34,7 +34,7 @@ class Appointment:
     @strawberry.field(description="The employee's note; never sent to the customer.")
     def note(self, info: Info) -> str | None:
         return shown_text(info.context, "Appointment.note", self.stored, ["note"], self.stored.get("note"),
-                          appointment_rules.appointment_aad(str(self.id)))
+                          lambda: appointment_rules.appointment_aad(str(self.id)))
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Appointment:

@@ -54,11 +54,11 @@ class HistoryEntry:
     @strawberry.field
     def summary(self, info: Info) -> str:
         return shown_text(info.context, "HistoryEntry.summary", self.stored, ["summary"], self.stored["summary"],
-                          entry_aad(self.stored))
+                          lambda: entry_aad(self.stored))
 
     @strawberry.field
     def details(self, info: Info) -> JSON | None:
-        return shown_tree(info.context, "HistoryEntry.details", self.stored, "details", entry_aad(self.stored))
+        return shown_tree(info.context, "HistoryEntry.details", self.stored, "details", lambda: entry_aad(self.stored))
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> HistoryEntry:
@@ -129,7 +129,7 @@ class Incident:
     @strawberry.field
     def message(self, info: Info) -> str | None:
         return shown_text(info.context, "Incident.message", self.stored, ["message"], self.stored.get("message"),
-                          text_aad("cases", self.case_id, "incidents", str(self.id)))
+                          lambda: text_aad("cases", self.case_id, "incidents", str(self.id)))
 
     @strawberry.field(description="NONE, PENDING_RETRY, RESOLVED (the engine said so), FAILED_AGAIN (the engine "
                                   "raised it again) or TIMED_OUT (no answer within INCIDENT_RETRY_TIMEOUT_SECONDS).")
@@ -179,7 +179,7 @@ class Consent:
     def text(self, info: Info) -> str | None:
         stored = self.stored or {}
         return shown_text(info.context, "Consent.text", stored, ["text"], stored.get("text"),
-                          text_aad("cases", self.case_id, "consents", str(self.id)))
+                          lambda: text_aad("cases", self.case_id, "consents", str(self.id)))
 
 
 @strawberry.type
@@ -261,7 +261,8 @@ class Case:
 
     @strawberry.field
     def title(self, info: Info) -> str:
-        return shown_text(info.context, "Case.title", self.doc, ["title"], self.doc["title"], text_aad("cases", self.id))
+        return shown_text(info.context, "Case.title", self.doc, ["title"], self.doc["title"],
+                          lambda: text_aad("cases", self.id))
 
     @strawberry.field
     def customer(self) -> Annotated[Customer, strawberry.lazy("schema.customers")]:

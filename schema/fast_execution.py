@@ -12,12 +12,14 @@ executor gives; tests/test_fast_executor.py runs the operations through both and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary, finalize
 
 from graphql import (
-    GraphQLBoolean, GraphQLEnumType, GraphQLField, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLNonNull,
+    GraphQLBoolean, GraphQLEnumType, GraphQLField, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLList, GraphQLNonNull,
     GraphQLObjectType, GraphQLScalarType, GraphQLSchema, GraphQLString, Undefined,
 )
 from graphql.execution.collect_fields import collect_subfields
@@ -30,9 +32,33 @@ _UNPLANNED = object()
 _INT_MIN, _INT_MAX = -(2 ** 31), 2 ** 31 - 1
 
 
+def complete_leaf(leaf_type: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
+    """`value` serialized as graphql-core's `complete_leaf_value` would; _FALLBACK where only the stock path knows
+    the answer (a null, an error value, a value the scalar refuses)."""
+    if value is None:
+        return _FALLBACK
+    kind = type(value)
+    # The built-in scalars return these unchanged (graphql-core's serialize_string, _int, _boolean, _float).
+    if kind is str and (leaf_type is GraphQLString or leaf_type is GraphQLID):
+        return value
+    if kind is bool and leaf_type is GraphQLBoolean:
+        return value
+    if kind is int and leaf_type is GraphQLInt and _INT_MIN <= value <= _INT_MAX:
+        return value
+    if kind is float and leaf_type is GraphQLFloat and math.isfinite(value):
+        return value
+    if isinstance(value, Exception):
+        return _FALLBACK
+    try:
+        serialized = leaf_type.serialize(value)
+    except Exception:
+        return _FALLBACK
+    return _FALLBACK if serialized is None or serialized is Undefined else serialized
+
+
 @dataclass(frozen=True, slots=True)
 class LeafPlan:
-    """How to complete one trivial leaf field: the attribute to read and how to serialize what it holds."""
+    """A trivial leaf: the parent's attribute, serialized in place."""
     attribute: str
     leaf_type: GraphQLScalarType | GraphQLEnumType
     non_null: bool
@@ -44,54 +70,116 @@ class LeafPlan:
             return _FALLBACK
         if value is None:
             return _FALLBACK if self.non_null else None
-        leaf_type, kind = self.leaf_type, type(value)
-        # The built-in scalars return these unchanged (graphql-core's serialize_string, _int, _boolean, _float).
-        if kind is str and (leaf_type is GraphQLString or leaf_type is GraphQLID):
-            return value
-        if kind is bool and leaf_type is GraphQLBoolean:
-            return value
-        if kind is int and leaf_type is GraphQLInt and _INT_MIN <= value <= _INT_MAX:
-            return value
-        if kind is float and leaf_type is GraphQLFloat and math.isfinite(value):
-            return value
-        if isinstance(value, Exception):
-            return _FALLBACK
-        try:
-            serialized = leaf_type.serialize(value)
-        except Exception:
-            return _FALLBACK
-        return _FALLBACK if serialized is None or serialized is Undefined else serialized
+        return complete_leaf(self.leaf_type, value)
 
 
-def leaf_plan(field_def: GraphQLField) -> LeafPlan | None:
-    """The plan for a field whose value is its parent's attribute, as is; None for any other field."""
+class Shape(Enum):
+    """What a planned field's value is completed as."""
+    LEAF = "leaf"
+    LEAF_LIST = "list of leaves"
+    OBJECT = "object"
+    OBJECT_LIST = "list of objects"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """A field whose value comes from its parent without graphql-core's per-field machinery: an attribute, a
+    resolver that takes only `self`, or an attribute behind an inline guard (the policy's per-object decision).
+    Its value is then completed in place by `shape`, or by graphql-core's `complete_value` where that says more."""
+    field_def: GraphQLField
+    shape: Shape
+    named_type: Any  # the leaf or object type, without list and non-null
+    non_null: bool
+    item_non_null: bool
+    attribute: str | None  # read this attribute, or
+    resolver: Callable[..., Any] | None  # call this with the parent (a resolver of `self`, and maybe `info`)
+    info_parameter: str | None  # the resolver's name for Strawberry's Info, if it takes one
+    guard: InlineGuard | None
+    guard_key: str
+
+
+class InlineGuard(Protocol):
+    """A field extension the fast path may run per object instead of per field: `decide` once per request context
+    and field (None = refused: the stock path raises the guard's own error), `shape` per value."""
+
+    def decide(self, context: Any, key: str) -> Any | None: ...
+
+    def shape(self, context: Any, key: str, decision: Any, value: Any) -> Any: ...
+
+
+def field_plan(field_def: GraphQLField, type_name: str, field_name: str,
+               resolvers_direct: bool) -> LeafPlan | FieldPlan | None:
+    """The plan for a field the fast path completes; None for any other field (graphql-core's path)."""
     definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    resolve = field_def.resolve
-    if (definition is None or field_def.args or not getattr(definition, "is_basic_field", False)
-            or definition.default_resolver is not getattr
-            # Strawberry's own resolver for a basic field without exception handlers; anything else may do more.
-            or resolve is None or getattr(resolve, "__name__", "") != "_get_basic_result"):
+    if definition is None or field_def.args:
         return None
-    field_type, non_null = field_def.type, False
-    if isinstance(field_type, GraphQLNonNull):
-        field_type, non_null = field_type.of_type, True
-    if not isinstance(field_type, (GraphQLScalarType, GraphQLEnumType)):
+    shape = _shape_of(field_def.type)
+    if shape is None:
         return None
-    return LeafPlan(attribute=definition.python_name, leaf_type=field_type, non_null=non_null)
+    (kind, named_type, non_null, item_non_null) = shape
+    resolve_name = getattr(field_def.resolve, "__name__", "")
+    extensions = list(definition.extensions)
+    guard: InlineGuard | None = None
+    if len(extensions) == 1 and callable(getattr(extensions[0], "decide", None)) and kind is Shape.LEAF:
+        guard = extensions[0]
+    elif extensions:
+        return None
+    resolver = definition.base_resolver
+    if resolver is None:
+        if definition.default_resolver is not getattr:
+            return None
+        if guard is None and resolve_name != "_get_basic_result":
+            return None  # Strawberry's own resolver for a basic field without exception handlers; else it does more
+        if guard is None and kind is Shape.LEAF:
+            return LeafPlan(attribute=definition.python_name, leaf_type=named_type, non_null=non_null)
+        return FieldPlan(field_def, kind, named_type, non_null, item_non_null, definition.python_name, None, None,
+                         guard, f"{type_name}.{field_name}")
+    if (not resolvers_direct or guard is not None or resolver.is_async or resolver.arguments
+            or resolver.self_parameter is None or resolver.root_parameter is not None
+            or resolver.parent_parameter is not None or resolve_name != "_resolver"):
+        return None
+    info = resolver.info_parameter
+    return FieldPlan(field_def, kind, named_type, non_null, item_non_null, None, resolver.wrapped_func,
+                     None if info is None else info.name, None, f"{type_name}.{field_name}")
+
+
+def _shape_of(field_type: Any) -> tuple[Shape, Any, bool, bool] | None:
+    non_null = isinstance(field_type, GraphQLNonNull)
+    if non_null:
+        field_type = field_type.of_type
+    if isinstance(field_type, (GraphQLScalarType, GraphQLEnumType)):
+        return Shape.LEAF, field_type, non_null, False
+    if isinstance(field_type, GraphQLObjectType):
+        # An is_type_of check needs the resolve info; such types take the stock path.
+        return (Shape.OBJECT, field_type, non_null, False) if field_type.is_type_of is None else None
+    if not isinstance(field_type, GraphQLList):
+        return None
+    item_type = field_type.of_type
+    item_non_null = isinstance(item_type, GraphQLNonNull)
+    if item_non_null:
+        item_type = item_type.of_type
+    if isinstance(item_type, (GraphQLScalarType, GraphQLEnumType)):
+        return Shape.LEAF_LIST, item_type, non_null, item_non_null
+    if isinstance(item_type, GraphQLObjectType) and item_type.is_type_of is None:
+        return Shape.OBJECT_LIST, item_type, non_null, item_non_null
+    return None
 
 
 class LeafPlans:
     """Plans per (object type, field name) of one schema, worked out on first use."""
 
-    def __init__(self) -> None:
-        self._plans: dict[tuple[GraphQLObjectType, str], LeafPlan | None] = {}
+    def __init__(self, resolvers_direct: bool, info_class: Any = None) -> None:
+        self._plans: dict[tuple[GraphQLObjectType, str], LeafPlan | FieldPlan | None] = {}
+        self._resolvers_direct = resolvers_direct
+        self.info_class = info_class  # Strawberry's Info, for resolvers that take one
 
-    def get(self, parent_type: GraphQLObjectType, field_name: str) -> LeafPlan | None:
+    def get(self, parent_type: GraphQLObjectType, field_name: str) -> LeafPlan | FieldPlan | None:
         key = (parent_type, field_name)
         plan = self._plans.get(key, _UNPLANNED)
         if plan is _UNPLANNED:
             field_def = parent_type.fields.get(field_name)
-            plan = self._plans[key] = leaf_plan(field_def) if field_def is not None else None
+            plan = self._plans[key] = (None if field_def is None else
+                                       field_plan(field_def, parent_type.name, field_name, self._resolvers_direct))
         return plan  # type: ignore[return-value]
 
 
@@ -102,35 +190,86 @@ def plans_of(schema: GraphQLSchema) -> LeafPlans:
     """The schema's plans: kept as long as the schema lives (tests and the bench build several)."""
     plans = _PLANS.get(schema)
     if plans is None:
-        plans = _PLANS[schema] = LeafPlans()
+        strawberry_schema = getattr(schema, "_strawberry_schema", None)
+        converter = getattr(strawberry_schema, "schema_converter", None)
+        # A resolver is called directly only where no field exception handler can apply (Strawberry checks per
+        # field; without handlers at all there is nothing to check).
+        info_class = getattr(getattr(strawberry_schema, "config", None), "info_class", None)
+        plans = _PLANS[schema] = LeafPlans(
+            resolvers_direct=(converter is not None and info_class is not None
+                              and not getattr(converter, "_exception_handler_specs", True)),
+            info_class=info_class)
     return plans
 
 
-# Collected subfields per operation, kept as long as the parsed document is (the parser cache holds it), so a
-# repeated request does not collect its selections again. None for an operation whose selections depend on its
-# variables (a directive with a variable argument: @include(if: $x), @skip, @defer(if: ...)).
+@dataclass(slots=True)
+class _OperationCache:
+    """What one parsed operation's executions share: collected subfields and the planned field lists."""
+    by_nodes: dict[tuple[GraphQLObjectType, tuple[int, ...]], Any]  # (return type, field node ids) -> collected
+    # The field lists of collected results live as long as this cache: they are looked up by identity, cheaper
+    # than by their nodes. `lists` pins them (id -> list), so an id always names the same list.
+    lists: dict[int, Any]
+    by_list: dict[tuple[GraphQLObjectType, int], Any]  # (return type, id of such a list) -> collected
+    planned: dict[int, list[tuple[str, Any, Any]]]  # id of a collected field set -> its fields with their plans
+
+
+# Per operation, kept as long as the parsed document is (the parser cache holds it), so a repeated request does not
+# collect its selections again. None for an operation whose selections depend on its variables (a directive with a
+# variable argument: @include(if: $x), @skip, @defer(if: ...)).
 # Keyed by the operation's id, dropped when the operation is (a node's own hash walks its whole subtree).
-_SUBFIELDS: dict[int, dict[tuple[GraphQLObjectType, tuple[int, ...]], Any] | None] = {}
+_OPERATIONS: dict[int, _OperationCache | None] = {}
+
+
+def _operation_cache(executor: Any) -> _OperationCache | None:
+    operation = executor.operation
+    cache = _OPERATIONS.get(id(operation), _UNPLANNED)
+    if cache is _UNPLANNED:
+        cache = _OPERATIONS[id(operation)] = None if _depends_on_variables(executor) else _OperationCache({}, {}, {},
+                                                                                                          {})
+        finalize(operation, _OPERATIONS.pop, id(operation), None)
+    return cache  # type: ignore[return-value]
 
 
 def cached_subfields(executor: Any, return_type: GraphQLObjectType, field_details_list: Any) -> Any:
     """What graphql-core's `collect_subfields` gives for this selection, worked out once per parsed operation; None
     when it cannot be cached (the caller collects as usual)."""
-    operation = executor.operation
-    per_operation = _SUBFIELDS.get(id(operation), _UNPLANNED)
-    if per_operation is _UNPLANNED:
-        per_operation = _SUBFIELDS[id(operation)] = None if _depends_on_variables(executor) else {}
-        finalize(operation, _SUBFIELDS.pop, id(operation), None)
-    if per_operation is None or any(details.fragment_variable_values for details in field_details_list):
+    cache = _operation_cache(executor)
+    if cache is None:
+        return None
+    if cache.lists.get(id(field_details_list)) is field_details_list:
+        collected = cache.by_list.get((return_type, id(field_details_list)))
+        if collected is not None:
+            return collected
+    if any(details.fragment_variable_values for details in field_details_list):
         return None
     # The nodes belong to the parsed document, which outlives this entry: their ids stay theirs.
     key = (return_type, tuple(id(details.node) for details in field_details_list))
-    collected = per_operation.get(key)  # type: ignore[union-attr]
+    collected = cache.by_nodes.get(key)
     if collected is None:
-        collected = per_operation[key] = collect_subfields(  # type: ignore[index]
-            executor.schema, executor.fragments, executor.variable_values, operation, return_type,
+        collected = cache.by_nodes[key] = collect_subfields(
+            executor.schema, executor.fragments, executor.variable_values, executor.operation, return_type,
             field_details_list, executor.hide_suggestions)
+        for field_list in collected.grouped_field_set.values():
+            cache.lists[id(field_list)] = field_list
+    if cache.lists.get(id(field_details_list)) is field_details_list:
+        cache.by_list[(return_type, id(field_details_list))] = collected
     return collected
+
+
+def _planned_fields(executor: Any, plans: LeafPlans, parent_type: GraphQLObjectType,
+                    grouped_field_set: Any) -> list[tuple[str, Any, Any]]:
+    """(response name, field list, plan or None) of each field, worked out once per collected field set."""
+    cache = _operation_cache(executor)
+    planned = None if cache is None else cache.planned.get(id(grouped_field_set))
+    if planned is None:
+        planned = [(name, field_list, None if field_list[0].node.arguments
+                    else plans.get(parent_type, field_list[0].node.name.value))
+                   for name, field_list in grouped_field_set.items()]
+        # Only a field set this cache holds keeps its id (a root field set is new on every request).
+        if cache is not None and any(collected.grouped_field_set is grouped_field_set
+                                     for collected in cache.by_nodes.values()):
+            cache.planned[id(grouped_field_set)] = planned
+    return planned
 
 
 def _depends_on_variables(executor: Any) -> bool:
@@ -157,21 +296,26 @@ def _directive_with_variable(node: Any) -> bool:
 
 def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObjectType, source_value: Any,
                         path: Path | None, grouped_field_set: Any, position_context: Any) -> Any:
-    """graphql-core's `execute_fields`, with trivial leaves completed in place (same order, same results)."""
+    """graphql-core's `execute_fields`, with planned fields completed in place (same order, same results)."""
     results: dict[str, Any] = {}
     is_awaitable = executor.is_awaitable
     awaitable_fields: list[str] = []
     try:
-        for response_name, field_details_list in grouped_field_set.items():
-            node = field_details_list[0].node
-            plan = plans.get(parent_type, node.name.value)
-            if plan is not None and not node.arguments:
-                value = plan.complete(source_value)
-                if value is not _FALLBACK:
-                    results[response_name] = value
-                    continue
-            result = executor.execute_field(parent_type, source_value, field_details_list,
-                                            Path(path, response_name, parent_type.name), position_context)
+        for response_name, field_details_list, plan in _planned_fields(executor, plans, parent_type,
+                                                                       grouped_field_set):
+            result: Any = _FALLBACK
+            if plan is not None:
+                if type(plan) is LeafPlan:
+                    result = plan.complete(source_value)
+                    if result is not _FALLBACK:
+                        results[response_name] = result
+                        continue
+                else:
+                    result = _run_plan(executor, plans, plan, parent_type, source_value, field_details_list,
+                                       Path(path, response_name, parent_type.name), position_context)
+            if result is _FALLBACK:
+                result = executor.execute_field(parent_type, source_value, field_details_list,
+                                                Path(path, response_name, parent_type.name), position_context)
             if result is not Undefined:
                 results[response_name] = result
                 if is_awaitable(result):
@@ -183,6 +327,156 @@ def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObj
     if not awaitable_fields:
         return results
     return _gathered(results, awaitable_fields)
+
+
+def _run_plan(executor: Any, plans: LeafPlans, plan: FieldPlan, parent_type: GraphQLObjectType, source: Any,
+              field_details_list: Any, path: Path, position_context: Any) -> Any:
+    """The field's value, completed; _FALLBACK (before anything ran) to take graphql-core's `execute_field`."""
+    guard = plan.guard
+    decision = None
+    if guard is not None:
+        decisions = executor.__dict__.setdefault("_inline_decisions", {})
+        decision = decisions.get(plan.guard_key, _UNPLANNED)
+        if decision is _UNPLANNED:
+            decision = decisions[plan.guard_key] = guard.decide(executor.context_value, plan.guard_key)
+        if decision is None:
+            return _FALLBACK  # refused: the guard raises its own error on the stock path
+    field_type = plan.field_def.type
+    try:
+        if plan.resolver is None:
+            value = getattr(source, plan.attribute)
+        elif plan.info_parameter is None:
+            value = plan.resolver(source)
+        else:  # as Strawberry builds it, without the argument conversion and extension chain around it
+            raw_info = executor.build_resolve_info(plan.field_def, [details.node for details in field_details_list],
+                                                   parent_type, path)
+            value = plan.resolver(source, **{plan.info_parameter: plans.info_class(
+                _raw_info=raw_info, _field=plan.field_def.extensions[GraphQLCoreConverter.DEFINITION_BACKREF])})
+        if guard is not None:
+            value = guard.shape(executor.context_value, plan.guard_key, decision, value)
+    except Exception as raw_error:  # what the stock path does when a resolver raises
+        executor.handle_field_error(raw_error, field_type, field_details_list, path)
+        return None
+    completed = _FALLBACK
+    if value is None:
+        if not plan.non_null:
+            return None
+    elif isinstance(value, Exception) or executor.is_awaitable(value):
+        pass
+    elif plan.shape is Shape.LEAF:
+        completed = complete_leaf(plan.named_type, value)
+    elif field_details_list[0].node.directives:
+        pass  # @stream and the like: graphql-core's list completion knows them
+    elif plan.shape is Shape.OBJECT:
+        completed = _complete_object(executor, plan.named_type, field_type, field_details_list, path, value,
+                                     position_context)
+    elif type(value) is list or type(value) is tuple:
+        if plan.shape is Shape.LEAF_LIST:
+            completed = _complete_leaf_list(plan.named_type, value)
+        elif all(item is not None and not isinstance(item, Exception) and not executor.is_awaitable(item)
+                 for item in value):
+            completed = _complete_object_list(executor, plan.named_type, field_type, field_details_list, path,
+                                              value, position_context)
+    if completed is _FALLBACK:
+        return _complete_stock(executor, plan.field_def, parent_type, field_details_list, path, value,
+                               position_context)
+    return completed
+
+
+def _complete_stock(executor: Any, field_def: GraphQLField, parent_type: GraphQLObjectType, field_details_list: Any,
+                    path: Path, value: Any, position_context: Any) -> Any:
+    """graphql-core's `execute_field` from the point where the resolver has returned `value`."""
+    return_type = field_def.type
+    info = executor.build_resolve_info(field_def, [details.node for details in field_details_list], parent_type,
+                                       path)
+    try:
+        if executor.is_awaitable(value):
+            return executor.complete_awaitable_value(return_type, field_details_list, info, path, value,
+                                                     position_context)
+        completed = executor.complete_value(return_type, field_details_list, info, path, value, position_context)
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, return_type, field_details_list, path)
+        return None
+    if executor.is_awaitable(completed):
+        return _guarded(executor, completed, return_type, field_details_list, path)
+    return completed
+
+
+async def _guarded(executor: Any, completed: Any, return_type: Any, field_details_list: Any, path: Path) -> Any:
+    """An awaited completion whose error is the field's (or the list item's), as graphql-core handles it."""
+    try:
+        return await completed
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, return_type, field_details_list, path)
+        return None
+
+
+def _complete_object(executor: Any, object_type: GraphQLObjectType, field_type: Any, field_details_list: Any,
+                     path: Path, value: Any, position_context: Any) -> Any:
+    try:
+        completed = executor.collect_and_execute_subfields(object_type, field_details_list, path, value,
+                                                           position_context)
+    except Exception as raw_error:
+        executor.handle_field_error(raw_error, field_type, field_details_list, path)
+        return None
+    if executor.is_awaitable(completed):
+        return _guarded(executor, completed, field_type, field_details_list, path)
+    return completed
+
+
+def _complete_leaf_list(leaf_type: Any, items: Any) -> Any:
+    completed = []
+    for item in items:
+        value = complete_leaf(leaf_type, item)
+        if value is _FALLBACK:
+            return _FALLBACK
+        completed.append(value)
+    return completed
+
+
+def _complete_object_list(executor: Any, object_type: GraphQLObjectType, field_type: Any, field_details_list: Any,
+                          path: Path, items: Any, position_context: Any) -> Any:
+    """graphql-core's `complete_iterable_value` for items that are objects (no null, error or awaitable among
+    them: those take the stock path)."""
+    is_awaitable = executor.is_awaitable
+    item_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    item_type = item_type.of_type
+    completed_results: list[Any] = []
+    awaitable_indices: list[int] = []
+    try:
+        for index, item in enumerate(items):
+            item_path = path.add_key(index, None)
+            try:
+                completed = executor.collect_and_execute_subfields(object_type, field_details_list, item_path, item,
+                                                                   position_context)
+            except Exception as raw_error:
+                executor.handle_field_error(raw_error, item_type, field_details_list, item_path)  # non-null: raises
+                completed = None
+            else:
+                if is_awaitable(completed):
+                    completed = _guarded(executor, completed, item_type, field_details_list, item_path)
+                    awaitable_indices.append(index)
+            completed_results.append(completed)
+    except Exception as raw_error:
+        if awaitable_indices:
+            executor.settle_in_background([completed_results[index] for index in awaitable_indices])
+        executor.handle_field_error(raw_error, field_type, field_details_list, path)
+        return None
+    if not awaitable_indices:
+        return completed_results
+    return _guarded(executor, _gathered_list(completed_results, awaitable_indices), field_type, field_details_list,
+                    path)
+
+
+async def _gathered_list(results: list[Any], awaitable_indices: list[int]) -> list[Any]:
+    if len(awaitable_indices) == 1:
+        index = awaitable_indices[0]
+        results[index] = await results[index]
+    else:
+        awaited = await gather_with_cancel(*(results[index] for index in awaitable_indices))
+        for index, value in zip(awaitable_indices, awaited, strict=True):
+            results[index] = value
+    return results
 
 
 async def _gathered(results: dict[str, Any], awaitable_fields: list[str]) -> dict[str, Any]:

@@ -32,6 +32,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from weakref import finalize
+
+import orjson
 
 from graphql import (
     DocumentNode, FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLList, GraphQLNamedType,
@@ -118,8 +121,13 @@ class QueryLimitGuard(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         schema, document, variables = context.schema._schema, context.graphql_document, context.variables or {}
-        error = input_error(self.limits.inputs, schema, document, variables) if document is not None else None
-        error = error or self._cost_error(schema, document, context.operation_name, variables)
+        passed = _passed(document, (id(schema), self.limits), context.operation_name, variables)
+        error = None
+        if passed is None or not passed[0]:
+            error = input_error(self.limits.inputs, schema, document, variables) if document is not None else None
+            error = error or self._cost_error(schema, document, context.operation_name, variables)
+            if error is None and passed is not None:
+                passed[1].add(passed[2])
         if error is not None:
             if context.operation_type is OperationType.SUBSCRIPTION:
                 # Strawberry turns an exception from on_execute into the subscription's error result.
@@ -151,6 +159,32 @@ class QueryLimitGuard(SchemaExtension):
         # New errors, never edited in place: ValidationCache hands the same error objects to every request.
         return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, original_error=error.original_error, extensions=extensions)
+
+
+# Per parsed document (ParserCache keeps one object per query text): the (operation, variables) that passed the
+# argument bounds and the cost, so a repeated request is not measured again. Only passes are kept: a refusal is
+# worded afresh for each request. Keyed by the document's id and dropped with it (a node's hash walks its subtree).
+_PASSED: dict[int, set[tuple[Any, bytes]]] = {}
+_PASSED_PER_DOCUMENT = 64  # distinct variable sets remembered per document; then it starts over
+
+
+def _passed(document: DocumentNode | None, measure: Any, operation_name: str | None,
+            variables: Mapping[str, Any]) -> tuple[bool, set[tuple[Any, bytes]], tuple[Any, bytes]] | None:
+    """(whether these variables passed `measure` (the schema and its limits: ParserCache shares documents between
+    schemas) before, the document's set, their key); None when they cannot be keyed."""
+    if document is None:
+        return None
+    try:
+        key = (measure, orjson.dumps([operation_name, variables], option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # an upload or another value JSON does not hold: measured every time
+        return None
+    seen = _PASSED.get(id(document))
+    if seen is None:
+        seen = _PASSED[id(document)] = set()
+        finalize(document, _PASSED.pop, id(document), None)
+    elif len(seen) >= _PASSED_PER_DOCUMENT and key not in seen:
+        seen.clear()
+    return key in seen, seen, key
 
 
 def _shape_rule(limits: QueryLimits) -> type[ValidationRule]:

@@ -20,7 +20,7 @@ class NoteVersion:
     @strawberry.field
     def text(self, info: Info) -> str:
         return shown_text(info.context, "NoteVersion.text", self.stored, ["text"], self.stored["text"],
-                          note_rules.note_aad(self.note_id))
+                          lambda: note_rules.note_aad(self.note_id))
 
 
 @strawberry.type
@@ -39,7 +39,7 @@ class Note:
     @strawberry.field
     def text(self, info: Info) -> str:
         return shown_text(info.context, "Note.text", self.stored, ["text"], self.stored["text"],
-                          note_rules.note_aad(self.id))
+                          lambda: note_rules.note_aad(self.id))
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Note:

@@ -451,7 +451,7 @@ def _validated(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _bounded_text(value: str, path: str) -> str:
     # A header decoded with surrogateescape carries lone surrogates, which neither BSON nor the hash can encode.
-    text = value.encode("utf-8", "replace").decode("utf-8")
+    text = value if value.isascii() else value.encode("utf-8", "replace").decode("utf-8")
     limit = TEXT_BOUNDS.get(path, MAX_TEXT)
     return text if len(text) <= limit else text[:limit - len(TRUNCATED)] + TRUNCATED
 
@@ -465,6 +465,10 @@ def _storable(value: Any, path: str) -> Any:
                 raise ValueError(f"audit record: field name {key!r} at {path or 'top level'} is not allowed")
         return {key: _storable(item, f"{path}.{key}" if path else key) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
+        limit = TEXT_BOUNDS.get(path, MAX_TEXT)
+        # Most lists are short ASCII names (fields read, case ids): kept as they are without a call per item.
+        if all(type(item) is str and item.isascii() and len(item) <= limit for item in value):
+            return list(value)
         return [_storable(item, path) for item in value]
     if isinstance(value, str):
         return _bounded_text(value, path)

@@ -171,6 +171,32 @@ async def test_a_non_null_field_without_a_value_is_the_same_error(
     assert orjson.loads(answers[1])["errors"][0]["path"] == ["case", "title"]
 
 
+@pytest.mark.parametrize("where, broken, error_path", [
+    # A required leaf missing in an item of a list of objects: the error climbs to the nullable case.
+    ("cases", {"participants.0.name": None}, ["case", "participants", 0, "name"]),
+    ("cases", {"documents.1.required": None}, ["case", "documents", 1, "required"]),
+    # A null item where the list's items are non-null, and a leaf list holding a null.
+    ("cases", {"participants.1": None}, ["case", "participants"]),
+    ("tasks", {"candidateGroups": ["back-office", None]}, ["case", "tasks", 0, "candidateGroups", 1]),
+    # A value its scalar refuses in a list of leaves, and a resolver that raises on what it finds.
+    ("tasks", {"candidateGroups": [{"not": "a string"}]}, ["case", "tasks", 0, "candidateGroups", 0]),
+    ("cases", {"product": "PRODUCT"}, ["case", "product"]),
+])
+async def test_broken_stored_values_give_the_same_errors(
+        demo: tuple[Services, CaseRepositorySchema, CaseRepositorySchema], database: Database, where: str,
+        broken: dict[str, Any], error_path: list[Any]) -> None:
+    services, fast, stock = demo
+    selector = {"_id": "CASE-2026-000123"} if where == "cases" else {"_id": "CASE-2026-000123/T-123-1"}
+    await database.collection(where).update_one(selector, {"$set": broken})
+    query = ("query { case(id: \"CASE-2026-000123\") { id participants { id name role } "
+             "documents { id required url } tasks { id candidateGroups } product { code name } "
+             "history(first: 2) { edges { node { id actor { id type } } } } } }")
+    answers = [_answer(await schema.execute(query, context_value=_context(services, "back-office")))
+               for schema in (stock, fast)]
+    assert answers[0] == answers[1]
+    assert [error["path"] for error in orjson.loads(answers[1])["errors"]][:1] == [error_path]
+
+
 async def test_a_selection_that_depends_on_variables_follows_them_on_every_request(
         demo: tuple[Services, CaseRepositorySchema, CaseRepositorySchema]) -> None:
     services, fast, stock = demo
