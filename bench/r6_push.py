@@ -1,15 +1,22 @@
-"""R6: event applied -> `caseUpdated` push, p99 over every subscriber, with 1 / 100 / 1,000 subscribers on one case.
+"""R6: event applied -> `caseUpdated` push, p99 over every subscription, with 1 / 100 / 1,000 subscribers on one
+case, then 100 subscribers on each of 100 cases.
 
-Three sides, measured in the same run with the same client (this process, one aiohttp session):
-- direct: N graphql-transport-ws subscribers on our server (`python server.py`, one process, in-memory store);
-- gateway: N subscribers on Hive Gateway (deploy/gateway/gateway.mjs, upstream WebSocket to the same server);
+Three sides, measured in the same run with the same client (this process, bench/ws_client.py):
+- direct: graphql-transport-ws subscribers on our server (`python server.py`, one process, in-memory store);
+- gateway: the same on Hive Gateway (deploy/gateway/gateway.mjs, upstream WebSocket to the same server), one-case
+  steps only;
 - plain fan-out: a bare aiohttp WebSocket server (this module's `--plain-fanout`, its own process) that sends the
-  bytes of a direct push, captured in this run, to its N sockets when it is told to.
+  bytes of a direct push, captured in this run, to the sockets of the event's case when it is told to.
+The many-case layout is what a back office looks like: 1,000 clerks, each with one socket (graphql-ws multiplexes a
+client's subscriptions) and a subscription per case on their list screen, 10 each, so that each of the 100 cases
+has 100 subscribers; its events go round the cases twice, one at a time.
 Each event's clock starts when the client sends the trigger: `publishCaseEvent` over HTTP to our server (the event
 is then validated, applied, staged and relayed to the subscriptions), or the plain server's `POST /publish`; it
-stops when a subscriber's frame arrives. The next event is sent only once every subscriber has the last one, so
-the numbers are latency, not a queue. Target (issue 14): direct p99 / plain p99 <= 2 at 1,000 subscribers.
-Needs Node and `npm ci` for the gateway side (tests/federation_stack.py).
+stops when a subscription's frame arrives. The next event is sent only once every subscription of the case has
+the last one, so the numbers are latency, not a queue. Target (issue 14): direct p99 / plain p99 <= 2 at 1,000
+subscribers on one case, and at 100 on each of 100 cases. Every line also gives the serving processes' CPU and
+this client's per push. Needs Node and `npm ci` for the gateway side (tests/federation_stack.py); `--direct-only`
+runs without.
 """
 from __future__ import annotations
 
