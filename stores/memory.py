@@ -245,7 +245,8 @@ if not hasattr(_Collection.aggregate, "__wrapped__"):
 
 # mongomock finds every document by scanning the whole collection, `_id` lookups included, so a read by id costs
 # time in proportion to the collection. A filter that names its `_id`s (a value or `$in`) starts from those
-# documents instead; the full filter still decides, so the answer is the same.
+# documents instead; one with another plain equality or `$in` clause scans with a cheap screen first (`_screen`).
+# The full filter still decides, so the answer is the same.
 _SCALAR_IDS = (str, int)
 
 
@@ -262,13 +263,56 @@ def _named_ids(filter: Any) -> list[Any] | None:
     return None
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, _SCALAR_IDS) and not isinstance(value, bool)
+
+
+_ABSENT = object()
+
+
+def _screen(filter: Any) -> Callable[[dict[str, Any]], bool] | None:
+    """A quick test passing every document that a top-level clause `{field: value}` or `{field: {$in: [values]}}`
+    (plain strings or integers) may match, or None when the filter has no such clause. mongomock's own matching
+    costs ~10 µs a document whatever the filter; a lookup that MongoDB serves from an index (the audit store's
+    `writes`, the journal's `caseId`) then costs a scan of the collection, which grows with every request."""
+    if not isinstance(filter, dict):
+        return None
+    for field, condition in filter.items():
+        if not isinstance(field, str) or field.startswith("$") or "." in field:
+            continue
+        if _is_scalar(condition):
+            wanted = {condition}
+        elif (isinstance(condition, dict) and list(condition) == ["$in"] and isinstance(condition["$in"], (list, tuple))
+              and condition["$in"] and all(_is_scalar(v) for v in condition["$in"])):
+            wanted = set(condition["$in"])
+        else:
+            continue
+
+        def may_match(document: dict[str, Any], field: str = field, wanted: set[Any] = wanted) -> bool:
+            value = document.get(field, _ABSENT)
+            if value is _ABSENT:
+                return False  # neither clause matches a missing field (no None among the values)
+            if _is_scalar(value):
+                return value in wanted
+            if isinstance(value, list):
+                return any(not _is_scalar(v) or v in wanted for v in value)
+            return True  # another type: the filter decides
+        return may_match
+    return None
+
+
 def _by_id_first(original: Any) -> Any:
     def iter_documents(self: Any, filter: Any) -> Any:
-        ids = _named_ids(filter)
-        if ids is None or self._store.is_empty:
+        if self._store.is_empty:
             return original(self, filter)
-        store = self._store
-        candidates = [store[i] for i in ids if i in store]
+        ids = _named_ids(filter)
+        if ids is not None:
+            store = self._store
+            candidates = [store[i] for i in ids if i in store]
+        elif (screen := _screen(filter)) is not None:
+            candidates = [document for document in self._store.documents if screen(document)]
+        else:
+            return original(self, filter)
         return (document for document in candidates if mongomock.filtering.filter_applies(filter, document))
 
     iter_documents.__wrapped__ = original  # type: ignore[attr-defined]

@@ -181,7 +181,7 @@ async def test_a_hundred_and_one_subscribers_with_one_token_all_get_pushes_throu
         subscribers = r6_push.Subscribers()
         url = stack.gateway.url.replace("http://", "ws://")
         try:
-            await r6_push.connect(101, lambda: r6_push.graphql_subscriber(session, url, subscribers))
+            await r6_push.connect(101, lambda _: r6_push.graphql_subscriber(url, subscribers))
             await r6_push.warm_up(subscribers, events, "gateway")  # fails unless all 101 have had a push
             arrivals = await subscribers.push(events.titled("Shared dashboards, updated"), "Shared dashboards, updated")
         finally:
