@@ -3,7 +3,9 @@
 Both servers run in this process on 127.0.0.1 and read the same case from the same store; the load
 generator (bench/load.py: wrk when present) runs in processes of its own on the other CPU. Rounds of 10 s
 alternate GraphQL and plain, 3 each; the ratio is of the median rounds. Server CPU per request counts this
-process and, on the wire lane, the wire server. Target: GraphQL / plain >= 0.5.
+process and, on the wire lane, the wire server. Target: GraphQL / plain >= 0.5 with every request executed. As
+deployed, repeats are response-cache hits, and the plain handler then keeps its answers as long (a dictionary by
+request body): that ratio has no target, it says what a hit's token check, row scope and audit record cost.
 """
 from __future__ import annotations
 
@@ -105,19 +107,27 @@ async def read_case(services: Services, case_id: str, scope: CaseScope) -> bytes
     return orjson.dumps(render_case(doc, chosen, has_next, await services.history.count([case_id])))
 
 
-def plain_app(services: Services, scope: CaseScope, canned: bytes) -> web.Application:
+def plain_app(services: Services, scope: CaseScope, canned: bytes, cache_seconds: float = 0.0) -> web.Application:
     """The baseline: parse the same request body, read the case and its history page from the same stores, encode
     with orjson.
 
     It reads with the bench caller's row scope (the same store filter the API applies), worked out once:
-    no token check, no audit record. `/canned` answers with fixed bytes and no work: its rate is the
-    ceiling of this load generator.
+    no token check, no audit record. With `cache_seconds`, it keeps each answer that long by request body, as
+    the API's response cache keeps its answers, so a repeated request is a dictionary lookup. `/canned` answers
+    with fixed bytes and no work: its rate is the ceiling of this load generator.
     """
+    cached: dict[bytes, tuple[float, bytes]] = {}
 
     async def case_detail(request: web.Request) -> web.Response:
-        body = orjson.loads(await request.read())
-        return web.Response(body=await read_case(services, body["variables"]["id"], scope),
-                            content_type="application/json")
+        raw = await request.read()
+        hit = cached.get(raw)
+        if hit is not None and hit[0] > time.monotonic():
+            return web.Response(body=hit[1], content_type="application/json")
+        body = orjson.loads(raw)
+        answer = await read_case(services, body["variables"]["id"], scope)
+        if cache_seconds:
+            cached[raw] = (time.monotonic() + cache_seconds, answer)
+        return web.Response(body=answer, content_type="application/json")
 
     async def canned_answer(request: web.Request) -> web.Response:
         await request.read()
@@ -176,7 +186,7 @@ async def run_once(*, cached: bool, lane: str = MONGOMOCK) -> Ratio:
             payload = orjson.loads(graphql_body)
             if "errors" in payload or payload.get("data", {}).get("case") is None:
                 raise RuntimeError(f"the case-detail query failed: {payload}")
-            async with serve(plain_app(services, scope, graphql_body)) as plain_url:
+            async with serve(plain_app(services, scope, graphql_body, settings.response_cache_seconds)) as plain_url:
                 results = await _measure(graphql_url, plain_url, body, headers, len(graphql_body),
                                          [os.getpid(), *store_lanes.store_pids(lane)])
                 plain_body = await _post_once(plain_url + "/case", body, headers)
@@ -219,14 +229,20 @@ def _print(graphql_rounds: list[LoadResult], plain_rounds: list[LoadResult], cei
            fields: int, execute_ms: float, plain_ms: float, cached: bool, lane: str = MONGOMOCK) -> Ratio:
     graphql, plain = total(graphql_rounds), total(plain_rounds)
     measured = median_rate(graphql_rounds) / median_rate(plain_rounds)
-    mode = "response cache on, repeats are hits" if cached else "response cache off, every request executes"
-    ratio = Ratio(tagged(f"R1 GraphQL / plain req/s ({mode})", lane), measured, f">= {TARGET}", measured >= TARGET)
+    mode = ("response cache on, repeats are hits; the plain handler caches too" if cached
+            else "response cache off, every request executes")
+    # Issue 14 sets a target for executed reads; a hit (token, scope, audit record) against a dictionary lookup
+    # is printed for what it is.
+    ratio = (Ratio(tagged(f"R1 GraphQL / plain req/s ({mode})", lane), measured, "none: informative", True)
+             if cached else
+             Ratio(tagged(f"R1 GraphQL / plain req/s ({mode})", lane), measured, f">= {TARGET}", measured >= TARGET))
     print(f"R1 case detail over HTTP ({mode}) on the {lane}: {size:,} identical bytes, {fields - 1} resolved "
           f"fields, {CONCURRENCY} connections, {ROUNDS} alternating rounds of {DURATION_SECONDS:.0f} s each, "
           f"server and load generator ({generator_name()}) on separate CPUs")
     print(rate_line("GraphQL POST /graphql (create_app), median", median_rate(graphql_rounds), "req/s"))
     print(f"    {spread(graphql_rounds)}")
-    print(rate_line("plain aiohttp handler (case + history + orjson)", median_rate(plain_rounds), "req/s"))
+    print(rate_line("plain aiohttp handler (case + history + orjson)" if not cached else
+                    "plain aiohttp handler (the same, answers kept 30 s)", median_rate(plain_rounds), "req/s"))
     print(f"    {spread(plain_rounds)}")
     print(rate_line("(load generator ceiling: canned bytes, no work)", ceiling.rate, "req/s"))
     print(f"    {spread([ceiling])}")

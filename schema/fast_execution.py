@@ -368,8 +368,9 @@ def _run_plan(executor: Any, plans: LeafPlans, plan: FieldPlan, parent_type: Gra
     elif field_details_list[0].node.directives:
         pass  # @stream and the like: graphql-core's list completion knows them
     elif plan.shape is Shape.OBJECT:
-        completed = _complete_object(executor, plan.named_type, field_type, field_details_list, path, value,
-                                     position_context)
+        completed = _as_field(executor, field_type, field_details_list, path,
+                              executor.collect_and_execute_subfields, plan.named_type, field_details_list, path, value,
+                              position_context)
     elif type(value) is list or type(value) is tuple:
         if plan.shape is Shape.LEAF_LIST:
             completed = _complete_leaf_list(plan.named_type, value)
@@ -389,11 +390,18 @@ def _complete_stock(executor: Any, field_def: GraphQLField, parent_type: GraphQL
     return_type = field_def.type
     info = executor.build_resolve_info(field_def, [details.node for details in field_details_list], parent_type,
                                        path)
+    if executor.is_awaitable(value):  # graphql-core handles the errors of an awaited value itself
+        return executor.complete_awaitable_value(return_type, field_details_list, info, path, value, position_context)
+    return _as_field(executor, return_type, field_details_list, path, executor.complete_value, return_type,
+                     field_details_list, info, path, value, position_context)
+
+
+def _as_field(executor: Any, return_type: Any, field_details_list: Any, path: Path, complete: Callable[..., Any],
+              *arguments: Any) -> Any:
+    """`complete(*arguments)`, its error (raised now or once awaited) handled as the field's or list item's error at
+    `path`, as graphql-core's `execute_field` and `complete_list_item_value` do."""
     try:
-        if executor.is_awaitable(value):
-            return executor.complete_awaitable_value(return_type, field_details_list, info, path, value,
-                                                     position_context)
-        completed = executor.complete_value(return_type, field_details_list, info, path, value, position_context)
+        completed = complete(*arguments)
     except Exception as raw_error:
         executor.handle_field_error(raw_error, return_type, field_details_list, path)
         return None
@@ -403,25 +411,11 @@ def _complete_stock(executor: Any, field_def: GraphQLField, parent_type: GraphQL
 
 
 async def _guarded(executor: Any, completed: Any, return_type: Any, field_details_list: Any, path: Path) -> Any:
-    """An awaited completion whose error is the field's (or the list item's), as graphql-core handles it."""
     try:
         return await completed
     except Exception as raw_error:
         executor.handle_field_error(raw_error, return_type, field_details_list, path)
         return None
-
-
-def _complete_object(executor: Any, object_type: GraphQLObjectType, field_type: Any, field_details_list: Any,
-                     path: Path, value: Any, position_context: Any) -> Any:
-    try:
-        completed = executor.collect_and_execute_subfields(object_type, field_details_list, path, value,
-                                                           position_context)
-    except Exception as raw_error:
-        executor.handle_field_error(raw_error, field_type, field_details_list, path)
-        return None
-    if executor.is_awaitable(completed):
-        return _guarded(executor, completed, field_type, field_details_list, path)
-    return completed
 
 
 def _complete_leaf_list(leaf_type: Any, items: Any) -> Any:
@@ -446,16 +440,12 @@ def _complete_object_list(executor: Any, object_type: GraphQLObjectType, field_t
     try:
         for index, item in enumerate(items):
             item_path = path.add_key(index, None)
-            try:
-                completed = executor.collect_and_execute_subfields(object_type, field_details_list, item_path, item,
-                                                                   position_context)
-            except Exception as raw_error:
-                executor.handle_field_error(raw_error, item_type, field_details_list, item_path)  # non-null: raises
-                completed = None
-            else:
-                if is_awaitable(completed):
-                    completed = _guarded(executor, completed, item_type, field_details_list, item_path)
-                    awaitable_indices.append(index)
+            # A non-null item's error is raised on to the list, as graphql-core does.
+            completed = _as_field(executor, item_type, field_details_list, item_path,
+                                  executor.collect_and_execute_subfields, object_type, field_details_list, item_path,
+                                  item, position_context)
+            if is_awaitable(completed):
+                awaitable_indices.append(index)
             completed_results.append(completed)
     except Exception as raw_error:
         if awaitable_indices:

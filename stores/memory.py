@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import mongomock
@@ -49,16 +50,55 @@ def memory_client() -> MemoryClient:
     return MemoryClient(_patch_client_internals(mongomock.MongoClient(tz_aware=True)))
 
 
-# Every in-memory client of the process shares this one thread: mongomock is not thread-safe, and a thread per
-# client would leave one idle thread behind for each test's database.
-_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-memory-store")
+class _StoreThread:
+    """The thread every in-memory client of the process shares: mongomock is not thread-safe, and a thread per client
+    would leave one idle thread behind for each test's database. Calls run one at a time, in the order they came.
+
+    A plain queue and one `call_soon_threadsafe` per answer, rather than `run_in_executor`: the executor's own
+    bookkeeping (its lock, a concurrent future chained to an asyncio one, its thread-count check) was a tenth of the
+    serving process's samples when a push's ingest made a dozen store calls."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]] = (
+            queue.SimpleQueue())
+        threading.Thread(target=self._serve, name="in-memory-store", daemon=True).start()
+
+    def run(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._calls.put((loop, future, call))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            loop, future, call = self._calls.get()
+            try:
+                result, error = call(), None
+            except BaseException as raised:  # handed to the caller, as the executor did
+                result, error = None, raised
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:
+                pass  # that loop is closed: nobody waits for the answer
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return  # the caller went away; the call itself has run, as a real store's would have
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+_WORKER = _StoreThread()
 # `async for` over a cursor fetches this many documents per trip to the worker.
 _BATCH = 1000
 
 
 async def _off_loop(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`call(*args, **kwargs)` on the store's worker thread; the event loop serves other requests meanwhile."""
-    return await asyncio.get_running_loop().run_in_executor(_WORKER, functools.partial(call, *args, **kwargs))
+    return await _WORKER.run(functools.partial(call, *args, **kwargs))
 
 
 class MemoryClient:
