@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
-from bench import mixed_load
-from bench.mixed_load import INGEST, LIST, PUSH, READ, Client, MixedLoad, Tally, frame_error, request_error
+from bench.mixed_client import (CASE_DETAIL, INGEST, LIST, PUSH, READ, Client, Tally, frame_error,
+                                request_error)
+from bench.mixed_load import MixedLoad
 from bench.serving import serve
 
 
@@ -51,10 +53,8 @@ async def test_a_client_counts_fake_failing_answers_and_the_run_fails() -> None:
     async with serve(app) as url:
         client = Client({"url": url, "reader": "Bearer r", "publisher": "Bearer p", "cases": ["CASE-000000"],
                          "watched": [], "seed": 1, "index": 0})
-        import aiohttp
-
         async with aiohttp.ClientSession() as session:
-            body: dict[str, Any] = {"query": mixed_load.CASE_DETAIL, "variables": {"id": "CASE-000000"}}
+            body: dict[str, Any] = {"query": CASE_DETAIL, "variables": {"id": "CASE-000000"}}
             results = [await client._post(session, READ, body, client.reader) for _ in range(3)]
 
     assert results[:2] == [None, None] and results[2] is not None and results[2] > 0
