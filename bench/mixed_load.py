@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import logging
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -46,6 +48,7 @@ SECONDS = 60.0
 CONNECTIONS = 16
 CLIENT_PROCESSES = 2
 SEED_BATCH = 2_000
+PROFILE_VARIABLE = "BENCH_MIXED_PROFILE"  # a file path: the server runs under cProfile and writes its top there
 
 
 def case_ids(count: int = CASES) -> list[str]:
@@ -88,9 +91,19 @@ async def serve_main(cases: int, log_path: str) -> None:
     await site.start()
     host, port = runner.addresses[0][:2]
     _say({"url": f"http://{host}:{port}", "seedSeconds": seeded, "events": len(envelopes)})
+    profile_path = os.environ.get(PROFILE_VARIABLE)
+    profiler = cProfile.Profile() if profile_path else None
+    if profiler is not None:
+        profiler.enable()
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
     finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            with open(profile_path, "w") as out:
+                stats = pstats.Stats(profiler, stream=out).strip_dirs()
+                stats.sort_stats("tottime").print_stats(40)
+                stats.sort_stats("cumulative").print_stats(60)
         await runner.cleanup()
 
 
@@ -270,12 +283,12 @@ class MixedLoadFailed(RuntimeError):
     """The mixed load had errors (they must be 0)."""
 
 
-async def run() -> Ratio:
+async def run(seconds: float = SECONDS) -> Ratio:
     began = time.perf_counter()
-    print(f"Mixed load (bench/mixed_load.py): {SECONDS:.0f} s, {CONNECTIONS} HTTP connections from "
+    print(f"Mixed load (bench/mixed_load.py): {seconds:.0f} s, {CONNECTIONS} HTTP connections from "
           f"{CLIENT_PROCESSES} client processes (70 % case detail, 20 % list pages, 10 % publishCaseEvent), "
           f"{SUBSCRIPTIONS} caseUpdated subscriptions; one app process, {CASES:,} cases on mongomock", flush=True)
-    result = await measure()
+    result = await measure(seconds)
     print(result.report())
     print(f"  ({time.perf_counter() - began:.0f} s with seeding and warm-up)", flush=True)
     if result.errors:
@@ -289,7 +302,11 @@ def main() -> int:
     parser.add_argument("--client", type=int, metavar="CPU", help="be a client process on CPU (a child)")
     parser.add_argument("--cases", type=int, default=CASES)
     parser.add_argument("--log", default=os.devnull)
+    parser.add_argument("--seconds", type=float, default=SECONDS, help="how long the load runs")
+    parser.add_argument("--profile", metavar="PATH", help="run the server under cProfile, its top into PATH")
     args = parser.parse_args()
+    if args.profile:
+        os.environ[PROFILE_VARIABLE] = os.path.abspath(args.profile)
     if args.serve:
         asyncio.run(serve_main(args.cases, args.log))
         return 0
@@ -297,7 +314,7 @@ def main() -> int:
         client_main(args.client)
         return 0
     try:
-        asyncio.run(run())
+        asyncio.run(run(args.seconds))
     except MixedLoadFailed as failed:
         print(f"  FAILED: {failed}")
         return 1
