@@ -7,8 +7,8 @@ import os
 import sys
 import time
 
-from bench import (growth, r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history, r6_push,
-                   r7_my_tasks, store_lanes)
+from bench import (growth, mixed_load, r1_case_detail, r2_security, r3_round_trips, r4_ingest, r5_history,
+                   r6_push, r7_my_tasks, store_lanes)
 from bench.load import generator_name
 from bench.report import Ratio
 
@@ -39,6 +39,13 @@ async def run_all(failed: list[str]) -> list[Ratio]:
             # A benchmark gives one ratio, or several when it compares more than one configuration (R2).
             ratios.extend(measured if isinstance(measured, list) else [measured])
             print(flush=True)
+    # 60 s of reads, lists and ingest at once with 200 subscriptions; any error fails it (mixed_load.run raises).
+    try:
+        ratios.append(await mixed_load.run())
+    except Exception as error:  # noqa: BLE001 - named in the summary as FAILED, the growth tables still run
+        failed.append(f"{mixed_load.__name__}: {type(error).__name__}: {error}")
+        print(f"{mixed_load.__name__}: FAILED: {error}", flush=True)
+    print(flush=True)
     # Tables, not ratios: how three reads grow with the store (on the wire server when it is installed).
     await growth.run()
     print(flush=True)
