@@ -90,8 +90,9 @@ async def _json_body_refusal(request: web.Request, limit: int, seconds: float) -
     if request.content_length is not None and request.content_length > limit:
         return _too_large(request, limit)
     try:
-        # read() caches the body on the request, so Strawberry does not read the socket again.
-        body = await asyncio.wait_for(request.read(), seconds)
+        # read() caches the body on the request, so Strawberry does not read the socket again. A body that has
+        # arrived whole (most: one packet) is read without the timeout's task and timer.
+        body = await (request.read() if request.content.is_eof() else asyncio.wait_for(request.read(), seconds))
     except web.HTTPRequestEntityTooLarge:  # a chunked body over the app's client_max_size
         return _too_large(request, limit)
     except TimeoutError:

@@ -1,13 +1,17 @@
-"""A graphql-core executor that completes trivial leaf fields without the per-field machinery.
+"""A graphql-core executor that completes most fields without the per-field machinery.
 
-Most of a case detail's ~300 fields are plain attributes of their parent object (no resolver of ours, no arguments,
-no extension, a scalar or enum type). graphql-core still builds a path, a resolve info and a resolver call for each,
-then completes the value through its generic `complete_value`; that was a third of an executed request's CPU.
-For such a field this executor reads the attribute and serializes it directly (or returns it as is when its Python
-type is already the wire type), and falls back to the stock path for everything else: a field with a resolver,
-arguments or an extension (every field the access policy guards has one), an attribute that raises, an exception
-value, a null in a non-null field, a value the scalar refuses. So every error, and every answer, is the one the stock
-executor gives; tests/test_fast_executor.py runs the operations through both and compares.
+graphql-core builds a path, a resolve info and a resolver call for every field, then completes its value through
+its generic `complete_value`: that was most of an executed case detail's CPU. This executor plans each field once per
+schema and completes in place the fields whose value comes from their parent without doing more:
+- a plain attribute (Strawberry's basic field) holding a leaf, an object, or a list of objects or of leaves;
+- a resolver that takes only `self` (and maybe `info`, built as Strawberry builds it): called directly;
+- an attribute behind an inline guard (`InlineGuard`: the access policy's field guard, decided once per request and
+  field, applied to each value).
+Everything else takes the stock path: arguments, async resolvers, permission classes, a directive on the field, a
+type with `is_type_of`. A value the plan is not sure of (a null where the schema says non-null, an error value, a
+value its scalar refuses, something that is not a list) goes to graphql-core's own completion with the value already
+resolved, and a guard that refuses leaves the field to the stock path before anything ran. So every answer, and every
+error, is the one the stock executor gives; tests/test_fast_executor.py runs the operations through both and compares.
 """
 from __future__ import annotations
 
@@ -84,13 +88,12 @@ class Shape(Enum):
 @dataclass(frozen=True, slots=True)
 class FieldPlan:
     """A field whose value comes from its parent without graphql-core's per-field machinery: an attribute, a
-    resolver that takes only `self`, or an attribute behind an inline guard (the policy's per-object decision).
+    resolver that takes only `self` (and maybe `info`), or an attribute behind an inline guard.
     Its value is then completed in place by `shape`, or by graphql-core's `complete_value` where that says more."""
     field_def: GraphQLField
     shape: Shape
     named_type: Any  # the leaf or object type, without list and non-null
     non_null: bool
-    item_non_null: bool
     attribute: str | None  # read this attribute, or
     resolver: Callable[..., Any] | None  # call this with the parent (a resolver of `self`, and maybe `info`)
     info_parameter: str | None  # the resolver's name for Strawberry's Info, if it takes one
@@ -116,11 +119,14 @@ def field_plan(field_def: GraphQLField, type_name: str, field_name: str,
     shape = _shape_of(field_def.type)
     if shape is None:
         return None
-    (kind, named_type, non_null, item_non_null) = shape
+    kind, named_type, non_null = shape
     resolve_name = getattr(field_def.resolve, "__name__", "")
     extensions = list(definition.extensions)
     guard: InlineGuard | None = None
-    if len(extensions) == 1 and callable(getattr(extensions[0], "decide", None)) and kind is Shape.LEAF:
+    # A field with an extension goes through Strawberry's own resolver, which would also run a field exception
+    # handler: inline only where none exists (`resolvers_direct`).
+    if (resolvers_direct and len(extensions) == 1 and callable(getattr(extensions[0], "decide", None))
+            and kind is Shape.LEAF):
         guard = extensions[0]
     elif extensions:
         return None
@@ -132,40 +138,40 @@ def field_plan(field_def: GraphQLField, type_name: str, field_name: str,
             return None  # Strawberry's own resolver for a basic field without exception handlers; else it does more
         if guard is None and kind is Shape.LEAF:
             return LeafPlan(attribute=definition.python_name, leaf_type=named_type, non_null=non_null)
-        return FieldPlan(field_def, kind, named_type, non_null, item_non_null, definition.python_name, None, None,
-                         guard, f"{type_name}.{field_name}")
+        return FieldPlan(field_def, kind, named_type, non_null, definition.python_name, None, None, guard,
+                         f"{type_name}.{field_name}")
     if (not resolvers_direct or guard is not None or resolver.is_async or resolver.arguments
             or resolver.self_parameter is None or resolver.root_parameter is not None
             or resolver.parent_parameter is not None or resolve_name != "_resolver"):
         return None
     info = resolver.info_parameter
-    return FieldPlan(field_def, kind, named_type, non_null, item_non_null, None, resolver.wrapped_func,
+    return FieldPlan(field_def, kind, named_type, non_null, None, resolver.wrapped_func,
                      None if info is None else info.name, None, f"{type_name}.{field_name}")
 
 
-def _shape_of(field_type: Any) -> tuple[Shape, Any, bool, bool] | None:
+def _shape_of(field_type: Any) -> tuple[Shape, Any, bool] | None:
+    """(shape, named type, non-null) of a field type the fast path completes; None for any other type."""
     non_null = isinstance(field_type, GraphQLNonNull)
     if non_null:
         field_type = field_type.of_type
     if isinstance(field_type, (GraphQLScalarType, GraphQLEnumType)):
-        return Shape.LEAF, field_type, non_null, False
+        return Shape.LEAF, field_type, non_null
     if isinstance(field_type, GraphQLObjectType):
         # An is_type_of check needs the resolve info; such types take the stock path.
-        return (Shape.OBJECT, field_type, non_null, False) if field_type.is_type_of is None else None
+        return (Shape.OBJECT, field_type, non_null) if field_type.is_type_of is None else None
     if not isinstance(field_type, GraphQLList):
         return None
     item_type = field_type.of_type
-    item_non_null = isinstance(item_type, GraphQLNonNull)
-    if item_non_null:
+    if isinstance(item_type, GraphQLNonNull):
         item_type = item_type.of_type
     if isinstance(item_type, (GraphQLScalarType, GraphQLEnumType)):
-        return Shape.LEAF_LIST, item_type, non_null, item_non_null
+        return Shape.LEAF_LIST, item_type, non_null
     if isinstance(item_type, GraphQLObjectType) and item_type.is_type_of is None:
-        return Shape.OBJECT_LIST, item_type, non_null, item_non_null
+        return Shape.OBJECT_LIST, item_type, non_null
     return None
 
 
-class LeafPlans:
+class FieldPlans:
     """Plans per (object type, field name) of one schema, worked out on first use."""
 
     def __init__(self, resolvers_direct: bool, info_class: Any = None) -> None:
@@ -183,10 +189,10 @@ class LeafPlans:
         return plan  # type: ignore[return-value]
 
 
-_PLANS: WeakKeyDictionary[GraphQLSchema, LeafPlans] = WeakKeyDictionary()
+_PLANS: WeakKeyDictionary[GraphQLSchema, FieldPlans] = WeakKeyDictionary()
 
 
-def plans_of(schema: GraphQLSchema) -> LeafPlans:
+def plans_of(schema: GraphQLSchema) -> FieldPlans:
     """The schema's plans: kept as long as the schema lives (tests and the bench build several)."""
     plans = _PLANS.get(schema)
     if plans is None:
@@ -195,7 +201,7 @@ def plans_of(schema: GraphQLSchema) -> LeafPlans:
         # A resolver is called directly only where no field exception handler can apply (Strawberry checks per
         # field; without handlers at all there is nothing to check).
         info_class = getattr(getattr(strawberry_schema, "config", None), "info_class", None)
-        plans = _PLANS[schema] = LeafPlans(
+        plans = _PLANS[schema] = FieldPlans(
             resolvers_direct=(converter is not None and info_class is not None
                               and not getattr(converter, "_exception_handler_specs", True)),
             info_class=info_class)
@@ -256,7 +262,7 @@ def cached_subfields(executor: Any, return_type: GraphQLObjectType, field_detail
     return collected
 
 
-def _planned_fields(executor: Any, plans: LeafPlans, parent_type: GraphQLObjectType,
+def _planned_fields(executor: Any, plans: FieldPlans, parent_type: GraphQLObjectType,
                     grouped_field_set: Any) -> list[tuple[str, Any, Any]]:
     """(response name, field list, plan or None) of each field, worked out once per collected field set."""
     cache = _operation_cache(executor)
@@ -294,7 +300,7 @@ def _directive_with_variable(node: Any) -> bool:
     return found
 
 
-def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObjectType, source_value: Any,
+def execute_fields_fast(executor: Any, plans: FieldPlans, parent_type: GraphQLObjectType, source_value: Any,
                         path: Path | None, grouped_field_set: Any, position_context: Any) -> Any:
     """graphql-core's `execute_fields`, with planned fields completed in place (same order, same results)."""
     results: dict[str, Any] = {}
@@ -329,7 +335,7 @@ def execute_fields_fast(executor: Any, plans: LeafPlans, parent_type: GraphQLObj
     return _gathered(results, awaitable_fields)
 
 
-def _run_plan(executor: Any, plans: LeafPlans, plan: FieldPlan, parent_type: GraphQLObjectType, source: Any,
+def _run_plan(executor: Any, plans: FieldPlans, plan: FieldPlan, parent_type: GraphQLObjectType, source: Any,
               field_details_list: Any, path: Path, position_context: Any) -> Any:
     """The field's value, completed; _FALLBACK (before anything ran) to take graphql-core's `execute_field`."""
     guard = plan.guard

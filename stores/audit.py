@@ -457,6 +457,12 @@ def _bounded_text(value: str, path: str) -> str:
 
 
 def _storable(value: Any, path: str) -> Any:
+    kind = type(value)
+    # The common kinds first, by exact type: every record of every request and push passes through here.
+    if kind is str:
+        return _bounded_text(value, path)
+    if value is None or kind is bool or kind is int or kind is float or kind is bytes:
+        return value
     if isinstance(value, datetime):
         return _utc_millis(value)
     if isinstance(value, dict):
@@ -472,6 +478,6 @@ def _storable(value: Any, path: str) -> Any:
         return [_storable(item, path) for item in value]
     if isinstance(value, str):
         return _bounded_text(value, path)
-    if value is None or isinstance(value, (bool, int, float, bytes)):
+    if isinstance(value, (bool, int, float, bytes)):
         return value
     raise ValueError(f"audit record: {path} has a value of type {type(value).__name__} that cannot be stored")
