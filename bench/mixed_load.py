@@ -41,6 +41,7 @@ from bench.events import many_cases, parsed
 from bench.load import _generator_cpus, pin_to_cpu, process_cpu
 from bench.mixed_client import CUSTOMERS, INGEST, LIST, PUSH, READ, Tally, _say, client_main
 from bench.report import Ratio, ratio_line
+from bench.serving import start_child
 
 CASES = 1_000
 SUBSCRIPTIONS = 200
@@ -187,15 +188,9 @@ class MixedLoad:
 
 async def _start_server(cases: int) -> tuple[asyncio.subprocess.Process, dict[str, Any], str]:
     log = tempfile.NamedTemporaryFile(prefix="bench-mixed-server-", suffix=".log", delete=False)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.mixed_load", "--serve", "--cases", str(cases), "--log", log.name,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    assert process.stdout is not None
-    line = await process.stdout.readline()
-    if not line:
-        await process.wait()
-        raise RuntimeError(f"the mixed-load server exited with {process.returncode} before serving; see {log.name}")
-    return process, orjson.loads(line), log.name
+    process, started = await start_child("bench.mixed_load", "--serve", "--cases", str(cases), "--log", log.name,
+                                         name=f"mixed-load server (see {log.name})")
+    return process, started, log.name
 
 
 async def measure(seconds: float = SECONDS, cases: int = CASES, subscriptions: int = SUBSCRIPTIONS,

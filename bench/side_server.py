@@ -31,7 +31,7 @@ from bench.caller import bench_principal, bench_token, graphql_schema
 from bench.events import detailed_case, parsed
 from bench.load import pin_to_cpu, quiet_round_ends
 from bench.r1_case_detail import CASE_ID, QUERY
-from bench.serving import serve
+from bench.serving import serve, start_child
 from bench.unsecured import unscoped_context, unsecured_app
 from context import Context
 from resolvers.audit import audit_entry
@@ -180,15 +180,7 @@ class ServerProcess:
                     top: int = 30) -> ServerProcess:
         arguments = [side, "--settings", orjson.dumps(overrides).decode()]
         arguments += ["--profile", "--top", str(top)] if profile else []
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.side_server", *arguments,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-        assert process.stdout is not None
-        line = await process.stdout.readline()
-        if not line:
-            await process.wait()
-            raise RuntimeError(f"the {side} server exited with code {process.returncode} before serving")
-        started = orjson.loads(line)
+        process, started = await start_child("bench.side_server", *arguments, name=f"{side} server")
         return cls(side, process, started["url"])
 
     async def stop(self) -> None:
