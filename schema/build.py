@@ -42,6 +42,10 @@ Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutat
 Subscription = merge_types("Subscription", (CaseSubscriptions, NotificationSubscriptions, PanelSubscriptions))
 
 
+# Query texts whose parsed document and validation verdict are kept (Strawberry's caches are per process).
+DOCUMENT_CACHE_SIZE = 512
+
+
 class ParserCacheWithErrors(ParserCache):
     """ParserCache, except that a document that does not parse is left to Strawberry's own parse step,
     whose error handling gives the client a coded error (over WebSocket too)."""
@@ -100,7 +104,7 @@ def assemble_schema(*, expose_internal_errors: bool = True, describe_schema: boo
         query=Query, mutation=Mutation, subscription=Subscription, types=[Task],
         federation_version="2.5",
         extensions=[
-            lambda: ParserCacheWithErrors(maxsize=512), lambda: ValidationCache(maxsize=512),
+            lambda: ParserCacheWithErrors(maxsize=DOCUMENT_CACHE_SIZE), lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             *guards, error_codes(expose_internal_errors, describe_schema),
         ],
         execution_context_class=executor,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary, finalize
+from weakref import finalize
 
 from graphql import (
     GraphQLBoolean, GraphQLEnumType, GraphQLField, GraphQLFloat, GraphQLID, GraphQLInt, GraphQLList, GraphQLNonNull,
@@ -189,22 +189,25 @@ class FieldPlans:
         return plan  # type: ignore[return-value]
 
 
-_PLANS: WeakKeyDictionary[GraphQLSchema, FieldPlans] = WeakKeyDictionary()
+# An attribute of the schema, not an entry of a WeakKeyDictionary: the plans name the schema's types, which lead
+# back to the schema, so as a dictionary's value they kept every schema a test run built alive.
+_PLANS_ATTRIBUTE = "_case_repository_field_plans"
 
 
 def plans_of(schema: GraphQLSchema) -> FieldPlans:
     """The schema's plans: kept as long as the schema lives (tests and the bench build several)."""
-    plans = _PLANS.get(schema)
+    plans: FieldPlans | None = getattr(schema, _PLANS_ATTRIBUTE, None)
     if plans is None:
         strawberry_schema = getattr(schema, "_strawberry_schema", None)
         converter = getattr(strawberry_schema, "schema_converter", None)
         # A resolver is called directly only where no field exception handler can apply (Strawberry checks per
         # field; without handlers at all there is nothing to check).
         info_class = getattr(getattr(strawberry_schema, "config", None), "info_class", None)
-        plans = _PLANS[schema] = FieldPlans(
+        plans = FieldPlans(
             resolvers_direct=(converter is not None and info_class is not None
                               and not getattr(converter, "_exception_handler_specs", True)),
             info_class=info_class)
+        setattr(schema, _PLANS_ATTRIBUTE, plans)
     return plans
 
 
