@@ -207,8 +207,8 @@ class EventPipeline:
         # A case created by someone else while we parked would never pick these up: apply them now.
         created_meanwhile = (set(await self._cases.get_many({e.case_id for e in to_park}, scope=EVERYTHING))
                              if to_park else set())
-        await self._staging.relay_cases(
-            [w.case for w in batch.writes if w.case["_id"] not in conflicted] + batch.stale)
+        landed = [w.case for w in batch.writes if w.case["_id"] not in conflicted]
+        await self._staging.relay_cases(landed + batch.stale, written_here={case["_id"] for case in landed})
         retry = conflicted | created_meanwhile
         results.update({k: v for k, v in batch.results.items() if v.case_id not in retry})
         return [e for e in events if e.case_id in retry] + await self._parked_meanwhile(batch.writes, conflicted)
