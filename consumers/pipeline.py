@@ -122,6 +122,21 @@ def _with_staged_tasks(doc: dict[str, Any]) -> None:
     doc["tasks"] = in_list_order(tasks.values())
 
 
+# What stored documents hold besides dicts and lists; none of it changes in place, so a copy may share it.
+_IMMUTABLE = (str, int, float, bool, type(None), datetime, bytes)
+
+
+def _copied(value: Any) -> Any:
+    """A copy of a stored document, as deep as the reducer can change it (dicts and lists); immutable leaves are
+    shared. `copy.deepcopy` of the same tree was a tenth of an ingest: its memo and dispatch cost per node, and a
+    case with its task rows has a few hundred nodes."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
+
+
 def _visibility(case: dict[str, Any]) -> dict[str, Any]:
     return {name: case.get(name) for name in VISIBILITY_FIELDS}
 
@@ -192,8 +207,8 @@ class EventPipeline:
         # A case created by someone else while we parked would never pick these up: apply them now.
         created_meanwhile = (set(await self._cases.get_many({e.case_id for e in to_park}, scope=EVERYTHING))
                              if to_park else set())
-        await self._staging.relay_cases(
-            [w.case for w in batch.writes if w.case["_id"] not in conflicted] + batch.stale)
+        landed = [w.case for w in batch.writes if w.case["_id"] not in conflicted]
+        await self._staging.relay_cases(landed + batch.stale, written_here={case["_id"] for case in landed})
         retry = conflicted | created_meanwhile
         results.update({k: v for k, v in batch.results.items() if v.case_id not in retry})
         return [e for e in events if e.case_id in retry] + await self._parked_meanwhile(batch.writes, conflicted)
@@ -213,7 +228,7 @@ class EventPipeline:
     def _reduce_case(self, doc: dict[str, Any] | None, case_id: str, case_events: list[CaseEvent],
                      parked: list[CaseEvent], seen: set[tuple[str | None, str]], deliverer: Deliverer,
                      batch: _Round) -> None:
-        before = copy.deepcopy(doc) if doc else None
+        before = _copied(doc) if doc else None
         state = doc
         applied: list[CaseEvent] = []
         entries: list[dict[str, Any]] = []

@@ -9,7 +9,7 @@ dropped only by a conditional update on the write id that staged them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -40,9 +40,14 @@ def visibility_effect(case_id: str, visibility: dict[str, Any], version: int) ->
 
 
 def audit_effect(entry: dict[str, Any], case_id: str, version: int) -> dict[str, Any]:
-    write_id = f"audit:{case_id}:{version}"
+    write_id = own_audit_id({"_id": case_id, "version": version})
     # The record names its write, so relaying the same staged effects again does not record it twice.
     return {"kind": "audit", "id": write_id, "entry": {**entry, "writes": [write_id]}}
+
+
+def own_audit_id(case: dict[str, Any]) -> str:
+    """The id of the audit effect the write of this version of the case staged (`audit_effect`)."""
+    return f"audit:{case['_id']}:{case['version']}"
 
 
 def history_effect(entry: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +79,11 @@ class Staging:
         self._relay = relay
         self._records = [tasks, *records]
 
-    async def relay_cases(self, docs: Sequence[dict[str, Any]]) -> None:
-        """Carry out the staged effects of these case documents (as written: `outbox` and `writeId`)."""
+    async def relay_cases(self, docs: Sequence[dict[str, Any]], *, written_here: Collection[str] = ()) -> None:
+        """Carry out the staged effects of these case documents (as written: `outbox` and `writeId`).
+
+        `written_here`: the ids of cases among them that this caller has just written (their staged effects are
+        its own, unless someone else relayed or took them over since)."""
         docs = [d for d in docs if d.get("outbox")]
         if not docs:
             return
@@ -91,7 +99,7 @@ class Staging:
             for e in by_kind.get("task", ())])
         await self._tasks.set_visibility({e["caseId"]: e["visibility"] for e in by_kind.get("visibility", ())})
         audits = by_kind.get("audit", [])
-        recorded = await self._audit.recorded_writes([e["id"] for e in audits])
+        recorded = await self._recorded(docs, audits, written_here)
         by_actor: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for effect in audits:
             if effect["id"] in recorded:
@@ -102,6 +110,23 @@ class Staging:
             await self._audit.append(_one_record(entries))
         await self._relay.add_and_send([Message.from_staged(e) for e in by_kind.get("message", ())])
         await self._cases.clear_staged([(doc["_id"], doc["writeId"]) for doc in docs])
+
+    async def _recorded(self, docs: Sequence[dict[str, Any]], audits: list[dict[str, Any]],
+                        written_here: Collection[str]) -> set[str]:
+        """The audit effects among `audits` whose record someone else has written (or will write)."""
+        if not audits:
+            return set()
+        own = {own_audit_id(doc) for doc in docs if doc["_id"] in written_here}
+        if not all(effect["id"] in own for effect in audits):
+            # Effects a stopped or earlier writer staged: their record may exist. A lookup by write id is one
+            # indexed read on MongoDB, but a scan of every audit record on the in-memory store.
+            return await self._audit.recorded_writes([e["id"] for e in audits])
+        # Only this caller's fresh writes: their records exist only if someone else relayed these effects since
+        # the write (and then cleared them) or a newer write took them over (and records them itself). The case
+        # documents say so by id: the same answer, without the scan of the audit that grew with every record.
+        written = [(doc["_id"], doc["writeId"]) for doc in docs if own_audit_id(doc) in own]
+        mine = await self._cases.still_staged(written)
+        return {own_audit_id(doc) for doc in docs if doc["_id"] in written_here and doc["_id"] not in mine}
 
     async def relay_records(self, store: StagingRecords, rows: Sequence[dict[str, Any]]) -> None:
         """Carry out what writes of `store`'s records (a claim, an approval) staged in them: history rows, then

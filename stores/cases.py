@@ -185,6 +185,16 @@ class CaseStore:
                 UpdateOne({"_id": case_id, "writeId": write_id}, {"$set": {"outbox": []}, "$unset": {"stagedAt": ""}})
                 for case_id, write_id in relayed], ordered=False)
 
+    async def still_staged(self, written: Sequence[tuple[str, str]]) -> set[str]:
+        """Of these cases (id, writeId), those whose staged effects are still the ones that write left: neither
+        relayed and cleared by someone else, nor taken over by a newer write (which relays them itself)."""
+        if not written:
+            return set()
+        write_ids = dict(written)
+        current = await self._cases.find(
+            {"_id": {"$in": list(write_ids)}}, {"writeId": 1, "stagedAt": 1}).to_list(None)
+        return {doc["_id"] for doc in current if doc.get("writeId") == write_ids[doc["_id"]] and "stagedAt" in doc}
+
     async def staged(self, older_than: datetime, limit: int) -> list[dict[str, Any]]:
         """Cases whose staged effects were not relayed (their writer stopped before it could), oldest first."""
         return await self._cases.find({"stagedAt": {"$lt": older_than}}, {"outbox": 1, "writeId": 1}).sort(

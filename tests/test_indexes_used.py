@@ -301,7 +301,7 @@ STAND_IN_SCANS: dict[str, tuple[list[str], str]] = {
     "calendar": (["appointments.find -> FETCH IXSCAN:employee_at", "tasks.aggregate -> FETCH IXSCAN:assignee_state_due",
                   "cases.find -> COLLSCAN"], "the deadline and held cases are a top-level $or of _id lookups"),
     "retry incident": (["cases.aggregate -> FETCH IXSCAN:incident_id", "cases.aggregate -> FETCH IXSCAN:_id_",
-                        "events.find -> COLLSCAN", "audit.find -> FETCH IXSCAN:writes",
+                        "events.find -> COLLSCAN", "cases.find -> FETCH IXSCAN:_id_",
                         "cases.aggregate -> FETCH IXSCAN:incident_id"],
                        "the journal's applied events are found by _id plus their status"),
     "text search, two words": (["cases.aggregate -> SORT COLLSCAN"],

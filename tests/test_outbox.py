@@ -108,7 +108,7 @@ async def test_a_message_no_retry_can_send_is_kept_as_failed_and_the_relay_moves
 
 async def _stop_after_the_case_write(services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer that stops right after its case write, before it relays anything."""
-    async def stop_here(docs: Any) -> None:
+    async def stop_here(docs: Any, **kwargs: Any) -> None:
         raise ConnectionError("the process stopped here")
 
     relay_cases = services.staging.relay_cases
@@ -197,3 +197,57 @@ async def test_the_next_write_after_a_stopped_writer_builds_on_what_it_staged(
     ]
     assert [(t["id"], t["state"], t["name"]) for t in (await stored_case(services, "CASE-1"))["tasks"]] == [
         ("T-1", "COMPLETED", "Verify income documents")]
+
+
+async def _audited_event_ids(services: Any) -> list[list[str]]:
+    return [r["eventIds"] for r in (await services.audit.trail(case_id="CASE-1")).records]
+
+
+async def test_a_writer_whose_staged_effects_another_relayed_first_records_no_second_audit(
+    services: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a writer that, right after its case write, is overtaken by another relay of what it staged (a pipeline
+    # that read the case meanwhile and had nothing new to write relays and clears it)
+    relay_cases = services.staging.relay_cases
+
+    async def overtaken(docs: Any, **kwargs: Any) -> None:
+        await relay_cases(list((await services.cases.get_for_update([d["_id"] for d in docs])).values()))
+        await relay_cases(docs, **kwargs)
+
+    monkeypatch.setattr(services.staging, "relay_cases", overtaken)
+
+    # When the writer relays its effects after all
+    results = await services.pipeline.ingest(_story().events)
+
+    # Then the write has one audit record, and everything else went out once as well
+    assert [r.status.value for r in results] == ["APPLIED", "APPLIED"]
+    await _relayed_once(services)
+
+
+async def test_a_writer_whose_staged_effects_a_newer_write_took_over_leaves_their_audit_to_it(
+    services: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a writer that, right after its case write, is overtaken by a newer write of the case (which carries
+    # the first write's staged effects and relays them with its own)
+    relay_cases = services.staging.relay_cases
+    calls = 0
+
+    async def overtaken(docs: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            completed = event("case.task_completed", "CASE-1", {"task": {"id": "T-1"}}, sequence=3,
+                              event_id="CASE-1-e003")
+            assert [r.status.value for r in await services.pipeline.ingest([completed])] == ["APPLIED"]
+        await relay_cases(docs, **kwargs)
+
+    monkeypatch.setattr(services.staging, "relay_cases", overtaken)
+
+    # When the first writer relays its effects after all
+    await services.pipeline.ingest(_story().events)
+
+    # Then each write has its one audit record (the newer writer recorded both), nothing is left staged
+    assert sorted(await _audited_event_ids(services)) == [["CASE-1-e001", "CASE-1-e002"], ["CASE-1-e003"]]
+    case = await stored_case(services, "CASE-1")
+    assert (case["version"], case["outbox"], "stagedAt" in case) == (3, [], False)
+    assert [e["id"] for e in await services.outbox.sent("updates")] == ["CASE-1:2", "CASE-1:3"]
