@@ -356,7 +356,11 @@ def _by_id_first(original: Any) -> Any:
             store = self._store
             candidates = [store[i] for i in ids if i in store]
         elif (screen := _screen(filter)) is not None:
-            candidates = [document for document in self._store.documents if screen(document)]
+            # `store.documents` without its generator: the same expiry check, the same lock, the same order
+            store = self._store
+            store._remove_expired_documents()
+            with store._rwlock.reader():
+                candidates = [document for document in store._documents.values() if screen(document)]
         else:
             return original(self, filter)
         return (document for document in candidates if mongomock.filtering.filter_applies(filter, document))

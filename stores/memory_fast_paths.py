@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import copy
 import types
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import mongomock.collection
+import mongomock.filtering
 import mongomock.helpers
 
 # Values every replaced helper returns as they are: mongomock's helpers return them unchanged, and `copy.copy` /
@@ -36,6 +39,8 @@ _patch_datetime_awareness = _original(mongomock.helpers.patch_datetime_awareness
 _make_datetime_timezone_aware = _original(mongomock.helpers.make_datetime_timezone_aware_in_document)
 _copy_field = _original(mongomock.collection._copy_field)
 _deepcopy = copy.deepcopy
+_get_dataset = _original(mongomock.collection.Collection._get_dataset)
+_UTC = mongomock.helpers.utc
 
 
 def patch_datetime_awareness_in_document(value: Any) -> Any:
@@ -57,6 +62,8 @@ def make_datetime_timezone_aware_in_document(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if kind is datetime:
+        return value.replace(tzinfo=_UTC)
     if kind is dict:
         return {k: v if type(v) in _PLAIN else make_datetime_timezone_aware_in_document(v) for k, v in value.items()}
     if kind is list:
@@ -71,6 +78,10 @@ def copy_field(obj: Any, container: Any) -> Any:
     kind = type(obj)
     if kind in _PLAIN:
         return obj  # what copy.copy returns for these
+    if kind is datetime:
+        # copy.copy makes an equal datetime; an immutable one serves as well (and our clients are tz_aware, so a
+        # read replaces it with a new one right after: `make_datetime_timezone_aware_in_document`)
+        return obj
     if kind is dict and container is dict:
         return {k: v if type(v) in _PLAIN else copy_field(v, dict) for k, v in obj.items()}
     if kind is list:
@@ -78,6 +89,35 @@ def copy_field(obj: Any, container: Any) -> Any:
             return list(obj)
         return [item if type(item) in _PLAIN else copy_field(item, container) for item in obj]
     return _copy_field(obj, container)
+
+
+# Sort keys whose order is Python's own: mongomock's `bson_compare` of two values of one of these types is `a < b`.
+_NATIVE_ORDER = (frozenset({str}), frozenset({datetime}), frozenset({int}), frozenset({float}), frozenset({int, float}))
+_ABSENT = object()
+
+
+def get_dataset(self: Any, spec: Any, sort: Any, fields: Any, as_class: Any) -> Iterator[Any]:
+    """mongomock's `Collection._get_dataset` (a find's matching, sorting and copying), sorting natively by a key
+    that every document holds as a string, a datetime or a number (bool aside).
+
+    mongomock sorts with a Python `__lt__` per comparison (`BsonComparable`, `bson_compare`); when every key has one
+    of those types its `<` is the values' own, so `sorted` makes the same comparisons and keeps the same order,
+    ties included. A dotted or `$` key, a missing field, a list or any other type: mongomock's own sort."""
+    keys = list(sort.items() if isinstance(sort, dict) else sort or ())
+    if not keys or any(not isinstance(k, str) or k.startswith("$") or "." in k for k, _ in keys):
+        yield from _get_dataset(self, spec, sort, fields, as_class)
+        return
+    dataset = list(self._iter_documents(spec))
+    for key, direction in reversed(keys):
+        values = [document.get(key, _ABSENT) for document in dataset]
+        if frozenset(map(type, values)) in _NATIVE_ORDER:
+            order = sorted(range(len(dataset)), key=values.__getitem__, reverse=direction < 0)
+            dataset = [dataset[i] for i in order]
+        else:
+            dataset = sorted(dataset, key=lambda x, key=key: mongomock.filtering.resolve_sort_key(key, x),
+                             reverse=direction < 0)
+    for document in dataset:
+        yield self._copy_only_fields(document, fields, as_class)
 
 
 def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
@@ -122,4 +162,6 @@ def install() -> None:
             (collection, "_copy_field", copy_field, _copy_field)):
         replacement.__wrapped__ = original  # type: ignore[attr-defined]
         setattr(module, name, replacement)
+    get_dataset.__wrapped__ = _get_dataset  # type: ignore[attr-defined]
+    collection.Collection._get_dataset = get_dataset
     collection.copy = _copy_module()

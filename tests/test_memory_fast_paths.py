@@ -169,3 +169,33 @@ async def test_an_update_that_breaks_a_unique_index_is_rolled_back_from_its_snap
 
     assert await records.find({}, {"_id": 0}).sort("code").to_list(None) == [
         {"code": "A", "history": [{"n": 1}]}, {"code": "B"}]
+
+
+SORTABLE: list[dict[str, Any]] = [
+    {"_id": 1, "s": "b", "n": 2, "at": datetime(2026, 1, 2), "mixed": "x", "tie": 1},
+    {"_id": 2, "s": "a", "n": 1.5, "at": datetime(2026, 1, 1), "mixed": 3, "tie": 1},
+    {"_id": 3, "s": "B", "n": 2, "at": datetime(2026, 1, 2), "mixed": None, "tie": 0},
+    {"_id": 4, "s": "ą", "n": -1, "at": datetime(2025, 12, 31, 23, 59), "mixed": [2, 1], "tie": 1},
+    {"_id": 5, "s": "", "n": 2**62, "at": datetime(2026, 1, 1), "mixed": True, "tie": 0},
+]
+SORTS = [[("s", 1)], [("s", -1)], [("n", 1)], [("n", -1), ("_id", 1)], [("at", -1), ("s", 1)], [("mixed", 1)],
+         [("mixed", -1)], [("tie", 1)], [("tie", -1), ("n", 1)], [("absent", 1), ("_id", -1)], [("at", 1), ("tie", -1)]]
+
+
+@pytest.mark.parametrize("sort", SORTS, ids=repr)
+def test_a_sorted_find_returns_mongomocks_order(sort: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    fast.install()
+    collection = mongomock.MongoClient()["fast_paths"]["sorted"]
+    collection.insert_many([dict(d) for d in SORTABLE])
+    got = [d["_id"] for d in collection.find({"_id": {"$gt": 0}}).sort(sort)]
+    monkeypatch.setattr(mongomock.collection.Collection, "_get_dataset", fast._get_dataset)
+    assert got == [d["_id"] for d in collection.find({"_id": {"$gt": 0}}).sort(sort)]
+
+
+def test_literal_sort_orders() -> None:
+    fast.install()
+    collection = mongomock.MongoClient()["fast_paths"]["sorted"]
+    collection.insert_many([dict(d) for d in SORTABLE])
+    assert [d["_id"] for d in collection.find().sort([("n", -1), ("_id", 1)])] == [5, 1, 3, 2, 4]
+    assert [d["_id"] for d in collection.find().sort([("at", -1), ("s", 1)])] == [3, 1, 5, 2, 4]
+    assert [d["_id"] for d in collection.find().sort([("tie", -1)])] == [1, 2, 4, 3, 5]  # ties keep stored order
