@@ -40,6 +40,7 @@ _make_datetime_timezone_aware = _original(mongomock.helpers.make_datetime_timezo
 _copy_field = _original(mongomock.collection._copy_field)
 _deepcopy = copy.deepcopy
 _get_dataset = _original(mongomock.collection.Collection._get_dataset)
+_combine_projection_spec = _original(mongomock.collection._combine_projection_spec)
 _UTC = mongomock.helpers.utc
 
 
@@ -54,6 +55,11 @@ def patch_datetime_awareness_in_document(value: Any) -> Any:
         if set(map(type, value)) <= _PLAIN:  # a list of strings, say: one C-speed check, one copy
             return list(value)
         return [item if type(item) in _PLAIN else patch_datetime_awareness_in_document(item) for item in value]
+    if kind is datetime:  # mongomock's own lines: naive UTC, milliseconds
+        mongo_us = (value.microsecond // 1000) * 1000
+        if value.tzinfo:
+            return (value - value.utcoffset()).replace(tzinfo=None, microsecond=mongo_us)
+        return value.replace(microsecond=mongo_us)
     return _patch_datetime_awareness(value)
 
 
@@ -120,6 +126,27 @@ def get_dataset(self: Any, spec: Any, sort: Any, fields: Any, as_class: Any) -> 
         yield self._copy_only_fields(document, fields, as_class)
 
 
+# A projected find recombines its projection once per document it returns; the nested form depends on the
+# projection alone, and mongomock only reads it (`_project_by_spec`), so one is kept per projection.
+_COMBINED: dict[tuple[Any, ...], Any] = {}
+_COMBINED_LIMIT = 512
+
+
+def combine_projection_spec(projection: Any) -> Any:
+    """mongomock's `_combine_projection_spec` ({"a.b": 1} -> {"a": {"b": 1}}), remembered per projection."""
+    try:
+        key = tuple((field, type(value), value) for field, value in projection.items())
+        found = _COMBINED.get(key)
+    except TypeError:  # an unhashable value (a projection operator): not remembered
+        return _combine_projection_spec(projection)
+    if found is None:
+        found = _combine_projection_spec(projection)  # raises for a path collision, as before: nothing kept
+        if len(_COMBINED) >= _COMBINED_LIMIT:
+            _COMBINED.clear()
+        _COMBINED[key] = found
+    return found
+
+
 def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """`copy.deepcopy` for the values mongomock copies: stored documents and update values.
 
@@ -129,7 +156,7 @@ def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
     if memo is not None:
         return _deepcopy(value, memo)
     kind = type(value)
-    if kind in _PLAIN:
+    if kind in _PLAIN or kind is datetime:  # a datetime is immutable: deepcopy's equal new one serves no better
         return value
     if kind is dict:
         return {k: v if type(v) in _PLAIN else deepcopy(v) for k, v in value.items()}
@@ -159,7 +186,8 @@ def install() -> None:
              _patch_datetime_awareness),
             (helpers, "make_datetime_timezone_aware_in_document", make_datetime_timezone_aware_in_document,
              _make_datetime_timezone_aware),
-            (collection, "_copy_field", copy_field, _copy_field)):
+            (collection, "_copy_field", copy_field, _copy_field),
+            (collection, "_combine_projection_spec", combine_projection_spec, _combine_projection_spec)):
         replacement.__wrapped__ = original  # type: ignore[attr-defined]
         setattr(module, name, replacement)
     get_dataset.__wrapped__ = _get_dataset  # type: ignore[attr-defined]

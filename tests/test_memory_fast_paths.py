@@ -199,3 +199,33 @@ def test_literal_sort_orders() -> None:
     assert [d["_id"] for d in collection.find().sort([("n", -1), ("_id", 1)])] == [5, 1, 3, 2, 4]
     assert [d["_id"] for d in collection.find().sort([("at", -1), ("s", 1)])] == [3, 1, 5, 2, 4]
     assert [d["_id"] for d in collection.find().sort([("tie", -1)])] == [1, 2, 4, 3, 5]  # ties keep stored order
+
+
+PROJECTIONS: list[dict[str, Any]] = [
+    {"a": 1}, {"a": True}, {"a": 1, "b.c": 1, "b.d": 1}, {"x.y.z": 0, "w": 0}, {"b.c": 1, "a": 1},
+]
+
+
+@pytest.mark.parametrize("projection", PROJECTIONS, ids=repr)
+def test_a_remembered_projection_is_mongomocks(projection: dict[str, Any]) -> None:
+    for _ in range(2):  # computed, then remembered
+        assert shape(fast.combine_projection_spec(dict(projection))) == shape(
+            fast._combine_projection_spec(dict(projection)))
+    assert fast.combine_projection_spec({"a": 1, "b.c": 1, "b.d": 1}) == OrderedDict(
+        [("a", 1), ("b", OrderedDict([("c", 1), ("d", 1)]))])
+
+
+def test_a_path_collision_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(mongomock.OperationFailure, match="Path collision at a"):
+            fast.combine_projection_spec({"a.b": 1, "a": 1})
+
+
+async def test_projected_finds_return_what_mongomock_returns() -> None:
+    records = memory_client()["fast_paths"]["projected"]
+    await records.insert_many([{"_id": i, "a": {"b": i, "c": [i]}, "d": "x", "at": datetime(2026, 1, i + 1)}
+                               for i in range(3)])
+    assert await records.find({}, {"a.b": 1, "d": 1}).sort("_id", -1).to_list(None) == [
+        {"_id": 2, "a": {"b": 2}, "d": "x"}, {"_id": 1, "a": {"b": 1}, "d": "x"}, {"_id": 0, "a": {"b": 0}, "d": "x"}]
+    assert await records.find({"_id": 1}, {"a.c": 0, "_id": 0}).to_list(None) == [
+        {"a": {"b": 1}, "d": "x", "at": datetime(2026, 1, 2, tzinfo=timezone.utc)}]
