@@ -50,8 +50,8 @@ if not hasattr(_Builder.add_update, "__wrapped__"):
 def memory_client() -> MemoryClient:
     """A fresh in-memory MongoDB client; datetimes come back timezone-aware like the real one.
 
-    The first one puts cheaper drop-ins for mongomock's per-value helpers in place (`stores.memory_fast_paths`: the
-    same answers, an insert in ~40 % of the time)."""
+    The first one puts cheaper drop-ins for mongomock's per-value helpers and its sort in place
+    (`stores.memory_fast_paths`: the same answers; an insert in ~55 % of the time, an ingest in ~75 %)."""
     memory_fast_paths.install()
     return MemoryClient(_patch_client_internals(mongomock.MongoClient(tz_aware=True)))
 

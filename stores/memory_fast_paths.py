@@ -1,18 +1,21 @@
-"""Cheaper drop-ins for four of mongomock's per-value helpers; each returns exactly what the one it replaces returns.
+"""Cheaper drop-ins for mongomock's per-value helpers and its sort: each returns what the one it replaces returns.
 
 mongomock walks every document it stores or hands back with general helpers that test each value against several
-types (and `copy.deepcopy`, with its memo and dispatch, for each snapshot). Our documents are trees of plain
-`dict`s, `list`s, strings, numbers, booleans, `None` and datetimes, so each drop-in handles exactly those types
-itself (an exact `type(...)` check: a subclass such as `OrderedDict` or `SON` is not one of them) and hands every
-other value — datetimes, `Timestamp`, `ObjectId`, `Decimal128`, subclasses, tuples — to mongomock's own helper.
-`tests/test_memory_fast_paths.py` compares each drop-in with the original over a table of values.
+types (and `copy.deepcopy`, with its memo and dispatch, for each update's snapshot), and sorts with a Python
+`__lt__` per comparison. Our documents are trees of plain `dict`s, `list`s, strings, numbers, booleans, `None` and
+datetimes, so each drop-in handles exactly those types itself (an exact `type(...)` check: a subclass such as
+`OrderedDict` or `SON` is not one of them) and hands every other value — `Timestamp`, `ObjectId`, `Decimal128`,
+subclasses, tuples — to mongomock's own function. One liberty, with an immutable value: a copy keeps a
+datetime itself where `copy.copy`/`copy.deepcopy` made an equal new one. `tests/test_memory_fast_paths.py`
+compares each drop-in with the original over a table of values.
 
-Measured on this machine (CPU time, in process; `install()` off → on):
-- `insert_many` of 32 audit records (~20 fields, one a list of 60 strings): 52 → 21 µs per record (mongomock's
-  `patch_datetime_awareness_in_document` was ~60 % of an insert);
-- one single-event `EventPipeline.ingest`: 5.3 → 4.2 ms (the update's `copy.deepcopy` snapshot of the case document
-  and `patch_datetime_awareness_in_document` of filter and update were a third of the store's time);
-- one case-detail `schema.execute` (bench R1's query): 4.6 → 4.4 ms.
+Measured on this (shared, 2-core) machine, CPU time in process, least of 5 alternating runs, before → after:
+- `insert_many` of 32 audit records (~20 fields, one a list of 60 strings): 52 → 29 µs per record
+  (`patch_datetime_awareness_in_document` was ~60 % of an insert);
+- one single-event `EventPipeline.ingest` (850, onto 300 cases): 3.6 → 2.7 ms, the store thread's 2.6 → 1.9 ms
+  (the update's `copy.deepcopy` snapshot of the case document was a third of the store's time);
+- one case-detail `schema.execute` (bench R1's query): 3.6 → 2.8 ms, the store thread's 2.45 → 1.9 ms (sorting,
+  projections recombined per document, copies of datetimes).
 """
 from __future__ import annotations
 
