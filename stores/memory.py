@@ -27,6 +27,8 @@ import mongomock.store
 # mongomock-motor's patches give a DuplicateKeyError the `keyValue`/`keyPattern` details real MongoDB sends.
 from mongomock_motor.patches import _patch_client_internals, _patch_collection_internals
 
+from stores import memory_fast_paths
+
 _Builder = mongomock.collection.BulkOperationBuilder
 
 
@@ -46,7 +48,11 @@ if not hasattr(_Builder.add_update, "__wrapped__"):
 
 
 def memory_client() -> MemoryClient:
-    """A fresh in-memory MongoDB client; datetimes come back timezone-aware like the real one."""
+    """A fresh in-memory MongoDB client; datetimes come back timezone-aware like the real one.
+
+    The first one puts cheaper drop-ins for mongomock's per-value helpers and its sort in place
+    (`stores.memory_fast_paths`: the same answers; an insert in ~55 % of the time, an ingest in ~75 %)."""
+    memory_fast_paths.install()
     return MemoryClient(_patch_client_internals(mongomock.MongoClient(tz_aware=True)))
 
 
@@ -350,7 +356,11 @@ def _by_id_first(original: Any) -> Any:
             store = self._store
             candidates = [store[i] for i in ids if i in store]
         elif (screen := _screen(filter)) is not None:
-            candidates = [document for document in self._store.documents if screen(document)]
+            # `store.documents` without its generator: the same expiry check, the same lock, the same order
+            store = self._store
+            store._remove_expired_documents()
+            with store._rwlock.reader():
+                candidates = [document for document in store._documents.values() if screen(document)]
         else:
             return original(self, filter)
         return (document for document in candidates if mongomock.filtering.filter_applies(filter, document))
