@@ -7,7 +7,6 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError, GraphQLObjectType
 from graphql.pyutils import Path
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.federation.schema import FederationAny
 from strawberry.types import Info
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -18,6 +17,7 @@ from schema.appointments import AppointmentMutations, CalendarQueries
 from schema.audit import AuditOperation, AuditQueries
 from schema.cases import Case, CaseQueries, Document, Participant
 from schema.customers import Customer, CustomerQueries
+from schema.document_caches import DOCUMENT_CACHE_SIZE, ParserCacheWithErrors, ValidationCacheByIdentity
 from schema.entities import distinct_entities
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
@@ -40,23 +40,6 @@ Query = merge_types("Query", (PrincipalQueries, CaseQueries, CustomerQueries, Ta
 Mutation = merge_types("Mutation", (EventMutations, TaskMutations, IncidentMutations, TermsMutations, NoteMutations,
                                     AppointmentMutations, PanelMutations))
 Subscription = merge_types("Subscription", (CaseSubscriptions, NotificationSubscriptions, PanelSubscriptions))
-
-
-# Query texts whose parsed document and validation verdict are kept (Strawberry's caches are per process).
-DOCUMENT_CACHE_SIZE = 512
-
-
-class ParserCacheWithErrors(ParserCache):
-    """ParserCache, except that a document that does not parse is left to Strawberry's own parse step,
-    whose error handling gives the client a coded error (over WebSocket too)."""
-
-    def on_parse(self) -> Iterator[None]:
-        execution = self.execution_context
-        try:
-            execution.graphql_document = self.cached_parse_document(execution.query, **execution.parse_options)
-        except GraphQLError:
-            pass
-        yield
 
 
 class FreshPerEventExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -104,7 +87,7 @@ def assemble_schema(*, expose_internal_errors: bool = True, describe_schema: boo
         query=Query, mutation=Mutation, subscription=Subscription, types=[Task],
         federation_version="2.5",
         extensions=[
-            lambda: ParserCacheWithErrors(maxsize=DOCUMENT_CACHE_SIZE), lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ParserCacheWithErrors(maxsize=DOCUMENT_CACHE_SIZE), ValidationCacheByIdentity,
             *guards, error_codes(expose_internal_errors, describe_schema),
         ],
         execution_context_class=executor,

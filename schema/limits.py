@@ -20,7 +20,7 @@ time, and the walks use explicit stacks, so a deep document cannot exhaust Pytho
 The values of the arguments (literal or variables: lists, nesting, sizes) are bounded by schema/input_limits.py,
 checked with the cost.
 
-Depth and aliases are validation rules: ValidationCache keeps their verdict with the cached document, so
+Depth and aliases are validation rules: the validation cache (schema/document_caches.py) keeps their verdict with the cached document, so
 a repeated request is rejected again without re-measuring. The cost needs the request's variables, so
 it is checked in `on_execute`, after validation and before graphql-core executes anything.
 With introspection off, `__schema`/`__type` are refused (graphql-core's NoSchemaIntrospectionCustomRule)
@@ -83,11 +83,11 @@ def too_complex(what: str, value: int | None, limit: int, nodes: Any = None) -> 
 
 
 def limit_extensions(limits: QueryLimits, *, introspection: bool) -> list[Callable[[], SchemaExtension]]:
-    """Schema extensions (as factories) enforcing `limits`; list them after ParserCache/ValidationCache."""
+    """Schema extensions (as factories) enforcing `limits`; list them after the parser and validation caches."""
     rules: list[type[ValidationRule]] = [_shape_rule(limits)]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    # Built once: ValidationCache keys on the rule classes, so new classes per request would never hit.
+    # Built once: the validation cache keys on the rule classes, so new classes per request would never hit.
     guard = type("QueryLimitGuard", (QueryLimitGuard,), {"limits": limits, "hide_suggestions": not introspection})
     return [lambda: MaxTokensLimiter(limits.max_tokens), lambda: AddValidationRules(rules), guard]
 
@@ -156,7 +156,7 @@ class QueryLimitGuard(SchemaExtension):
             message, extensions = _SUGGESTION.sub("", error.message), error.extensions
         else:
             return error
-        # New errors, never edited in place: ValidationCache hands the same error objects to every request.
+        # New errors, never edited in place: the validation cache hands the same error objects to every request.
         return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, original_error=error.original_error, extensions=extensions)
 

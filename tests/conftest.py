@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web_app
-from strawberry.extensions import parser_cache, validation_cache
 from aiohttp.test_utils import TestClient, TestServer
 
 from context import Services
-from schema.build import DOCUMENT_CACHE_SIZE
+from schema.document_caches import forget_documents
 from server import SERVICES, create_app
 from settings import Settings
 from stores.database import Database, connect
@@ -88,7 +87,7 @@ def wire_server(request: pytest.FixtureRequest) -> Iterator[WireStore | None]:
 @pytest.fixture(autouse=True)
 def _forget_finished_apps() -> Iterator[None]:
     """Module-level LRU caches outlive what a test builds: aiohttp's middleware chains keyed by application (1,024
-    entries), Strawberry's validation verdicts keyed by schema, and its parsed documents (DOCUMENT_CACHE_SIZE each),
+    entries), the validation verdicts kept with their schema, and the parsed documents (schema/document_caches.py),
     to which the fast executor's per-operation plans, naming each schema's types, are tied. In one process that
     builds an app per test they kept hundreds of apps and schemas alive, each with its stores and data: the heap
     grew through the run and full collections reached 1.7 s by a quarter of the suite, long enough to fail a test
@@ -96,8 +95,7 @@ def _forget_finished_apps() -> Iterator[None]:
     there; a test run forgets each test's when the test ends."""
     yield
     web_app._cached_build_middleware.cache_clear()
-    validation_cache._get_validate_cache(DOCUMENT_CACHE_SIZE).cache_clear()
-    parser_cache._get_parse_cache(DOCUMENT_CACHE_SIZE).cache_clear()
+    forget_documents()
 
 
 @pytest.fixture
