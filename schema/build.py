@@ -1,7 +1,7 @@
 """Assembles the federated schema from the domain types."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
