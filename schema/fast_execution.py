@@ -220,6 +220,8 @@ class _OperationCache:
     lists: dict[int, Any]
     by_list: dict[tuple[GraphQLObjectType, int], Any]  # (return type, id of such a list) -> collected
     planned: dict[int, list[tuple[str, Any, Any]]]  # id of a collected field set -> its fields with their plans
+    # (object type, id of such a list) -> the planned subfields, where no @defer starts at that selection
+    direct: dict[tuple[GraphQLObjectType, int], list[tuple[str, Any, Any]] | None]
 
 
 # Per operation, kept as long as the parsed document is (the parser cache holds it), so a repeated request does not
@@ -234,7 +236,7 @@ def _operation_cache(executor: Any) -> _OperationCache | None:
     cache = _OPERATIONS.get(id(operation), _UNPLANNED)
     if cache is _UNPLANNED:
         cache = _OPERATIONS[id(operation)] = None if _depends_on_variables(executor) else _OperationCache({}, {}, {},
-                                                                                                          {})
+                                                                                                          {}, {})
         finalize(operation, _OPERATIONS.pop, id(operation), None)
     return cache  # type: ignore[return-value]
 
@@ -281,6 +283,26 @@ def _planned_fields(executor: Any, plans: FieldPlans, parent_type: GraphQLObject
     return planned
 
 
+def _direct_subfields(executor: Any, plans: FieldPlans, object_type: GraphQLObjectType, field_details_list: Any,
+                      position_context: Any) -> list[tuple[str, Any, Any]] | None:
+    """The planned subfields of an object of `object_type` selected by `field_details_list`, when graphql-core would
+    only execute them: no deferred fragment is pending (`position_context`) or starts in this selection. None: take
+    graphql-core's `collect_and_execute_subfields`."""
+    if position_context is not None:
+        return None
+    cache = _operation_cache(executor)
+    if cache is None or cache.lists.get(id(field_details_list)) is not field_details_list:
+        return None
+    key = (object_type, id(field_details_list))
+    planned = cache.direct.get(key, _UNPLANNED)
+    if planned is _UNPLANNED:
+        collected = cached_subfields(executor, object_type, field_details_list)
+        planned = cache.direct[key] = (
+            None if collected is None or collected.new_defer_usages
+            else _planned_fields(executor, plans, object_type, collected.grouped_field_set))
+    return planned  # type: ignore[return-value]
+
+
 def _depends_on_variables(executor: Any) -> bool:
     if any(details.variable_signatures for details in executor.fragments.values()):  # fragment arguments
         return True
@@ -306,12 +328,17 @@ def _directive_with_variable(node: Any) -> bool:
 def execute_fields_fast(executor: Any, plans: FieldPlans, parent_type: GraphQLObjectType, source_value: Any,
                         path: Path | None, grouped_field_set: Any, position_context: Any) -> Any:
     """graphql-core's `execute_fields`, with planned fields completed in place (same order, same results)."""
+    return _execute_planned(executor, plans, parent_type, source_value, path,
+                            _planned_fields(executor, plans, parent_type, grouped_field_set), position_context)
+
+
+def _execute_planned(executor: Any, plans: FieldPlans, parent_type: GraphQLObjectType, source_value: Any,
+                     path: Path | None, planned: list[tuple[str, Any, Any]], position_context: Any) -> Any:
     results: dict[str, Any] = {}
     is_awaitable = executor.is_awaitable
     awaitable_fields: list[str] = []
     try:
-        for response_name, field_details_list, plan in _planned_fields(executor, plans, parent_type,
-                                                                       grouped_field_set):
+        for response_name, field_details_list, plan in planned:
             result: Any = _FALLBACK
             if plan is not None:
                 if type(plan) is LeafPlan:
@@ -377,16 +404,21 @@ def _run_plan(executor: Any, plans: FieldPlans, plan: FieldPlan, parent_type: Gr
     elif field_details_list[0].node.directives:
         pass  # @stream and the like: graphql-core's list completion knows them
     elif plan.shape is Shape.OBJECT:
-        completed = _as_field(executor, field_type, field_details_list, path,
-                              executor.collect_and_execute_subfields, plan.named_type, field_details_list, path, value,
-                              position_context)
+        subfields = _direct_subfields(executor, plans, plan.named_type, field_details_list, position_context)
+        if subfields is None:
+            completed = _as_field(executor, field_type, field_details_list, path,
+                                  executor.collect_and_execute_subfields, plan.named_type, field_details_list, path,
+                                  value, position_context)
+        else:
+            completed = _as_field(executor, field_type, field_details_list, path, _execute_planned, executor, plans,
+                                  plan.named_type, value, path, subfields, None)
     elif type(value) is list or type(value) is tuple:
         if plan.shape is Shape.LEAF_LIST:
             completed = _complete_leaf_list(plan.named_type, value)
         elif all(item is not None and not isinstance(item, Exception) and not executor.is_awaitable(item)
                  for item in value):
-            completed = _complete_object_list(executor, plan.named_type, field_type, field_details_list, path,
-                                              value, position_context)
+            completed = _complete_object_list(executor, plans, plan.named_type, field_type, field_details_list,
+                                              path, value, position_context)
     if completed is _FALLBACK:
         return _complete_stock(executor, plan.field_def, parent_type, field_details_list, path, value,
                                position_context)
@@ -437,22 +469,28 @@ def _complete_leaf_list(leaf_type: Any, items: Any) -> Any:
     return completed
 
 
-def _complete_object_list(executor: Any, object_type: GraphQLObjectType, field_type: Any, field_details_list: Any,
-                          path: Path, items: Any, position_context: Any) -> Any:
+def _complete_object_list(executor: Any, plans: FieldPlans, object_type: GraphQLObjectType, field_type: Any,
+                          field_details_list: Any, path: Path, items: Any, position_context: Any) -> Any:
     """graphql-core's `complete_iterable_value` for items that are objects (no null, error or awaitable among
     them: those take the stock path)."""
     is_awaitable = executor.is_awaitable
     item_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
     item_type = item_type.of_type
+    # Every item has the same selection: its subfields are planned once for the list.
+    subfields = _direct_subfields(executor, plans, object_type, field_details_list, position_context)
     completed_results: list[Any] = []
     awaitable_indices: list[int] = []
     try:
         for index, item in enumerate(items):
             item_path = path.add_key(index, None)
             # A non-null item's error is raised on to the list, as graphql-core does.
-            completed = _as_field(executor, item_type, field_details_list, item_path,
-                                  executor.collect_and_execute_subfields, object_type, field_details_list, item_path,
-                                  item, position_context)
+            if subfields is None:
+                completed = _as_field(executor, item_type, field_details_list, item_path,
+                                      executor.collect_and_execute_subfields, object_type, field_details_list,
+                                      item_path, item, position_context)
+            else:
+                completed = _as_field(executor, item_type, field_details_list, item_path, _execute_planned, executor,
+                                      plans, object_type, item, item_path, subfields, None)
             if is_awaitable(completed):
                 awaitable_indices.append(index)
             completed_results.append(completed)
