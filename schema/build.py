@@ -8,7 +8,8 @@ import strawberry
 from graphql import GraphQLError, GraphQLObjectType
 from graphql.pyutils import Path
 from strawberry.federation.schema import FederationAny
-from strawberry.types import Info
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext, Info
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
@@ -21,6 +22,7 @@ from schema.document_caches import DOCUMENT_CACHE_SIZE, ParserCacheWithErrors, V
 from schema.entities import distinct_entities
 from schema.errors import error_codes, log_errors
 from schema.events import EventMutations
+from schema.extension_runner import HookRunner
 from schema.fast_execution import cached_subfields, execute_fields_fast, plans_of
 from schema.incidents import IncidentMutations
 from schema.limits import QueryLimits, limit_extensions
@@ -69,6 +71,10 @@ class CaseRepositoryExecutor(FreshPerEventExecutor):
 
 
 class CaseRepositorySchema(strawberry.federation.Schema):
+    def create_extensions_runner(self, execution_context: ExecutionContext,
+                                 extensions: list[SchemaExtension]) -> HookRunner:
+        return HookRunner(execution_context, extensions)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_errors(errors)
 
