@@ -62,19 +62,11 @@ def complete_leaf(leaf_type: GraphQLScalarType | GraphQLEnumType, value: Any) ->
 
 @dataclass(frozen=True, slots=True)
 class LeafPlan:
-    """A trivial leaf: the parent's attribute, serialized in place."""
+    """A trivial leaf: the parent's attribute, serialized in place (`_execute_planned`)."""
     attribute: str
     leaf_type: GraphQLScalarType | GraphQLEnumType
     non_null: bool
-
-    def complete(self, source: Any) -> Any:
-        try:
-            value = getattr(source, self.attribute)
-        except Exception:  # the stock path reports it as the field's error
-            return _FALLBACK
-        if value is None:
-            return _FALLBACK if self.non_null else None
-        return complete_leaf(self.leaf_type, value)
+    text: bool = False  # String or ID: a str value is its own answer (checked inline, the commonest field)
 
 
 class Shape(Enum):
@@ -137,7 +129,8 @@ def field_plan(field_def: GraphQLField, type_name: str, field_name: str,
         if guard is None and resolve_name != "_get_basic_result":
             return None  # Strawberry's own resolver for a basic field without exception handlers; else it does more
         if guard is None and kind is Shape.LEAF:
-            return LeafPlan(attribute=definition.python_name, leaf_type=named_type, non_null=non_null)
+            return LeafPlan(attribute=definition.python_name, leaf_type=named_type, non_null=non_null,
+                            text=named_type is GraphQLString or named_type is GraphQLID)
         return FieldPlan(field_def, kind, named_type, non_null, definition.python_name, None, None, guard,
                          f"{type_name}.{field_name}")
     if (not resolvers_direct or guard is not None or resolver.is_async or resolver.arguments
@@ -342,10 +335,23 @@ def _execute_planned(executor: Any, plans: FieldPlans, parent_type: GraphQLObjec
             result: Any = _FALLBACK
             if plan is not None:
                 if type(plan) is LeafPlan:
-                    result = plan.complete(source_value)
-                    if result is not _FALLBACK:
-                        results[response_name] = result
+                    # Inline: the commonest field there is. A text is its own answer.
+                    try:
+                        value = getattr(source_value, plan.attribute)
+                    except Exception:  # the stock path reports it as the field's error
+                        value = _FALLBACK
+                    if type(value) is str and plan.text:
+                        results[response_name] = value
                         continue
+                    if value is None:
+                        if not plan.non_null:
+                            results[response_name] = None
+                            continue
+                    elif value is not _FALLBACK:
+                        result = complete_leaf(plan.leaf_type, value)
+                        if result is not _FALLBACK:
+                            results[response_name] = result
+                            continue
                 else:
                     result = _run_plan(executor, plans, plan, parent_type, source_value, field_details_list,
                                        Path(path, response_name, parent_type.name), position_context)
@@ -354,7 +360,7 @@ def _execute_planned(executor: Any, plans: FieldPlans, parent_type: GraphQLObjec
                                                 Path(path, response_name, parent_type.name), position_context)
             if result is not Undefined:
                 results[response_name] = result
-                if is_awaitable(result):
+                if type(result) is not dict and is_awaitable(result):
                     awaitable_fields.append(response_name)
     except Exception:
         if awaitable_fields:
@@ -488,10 +494,16 @@ def _complete_object_list(executor: Any, plans: FieldPlans, object_type: GraphQL
                 completed = _as_field(executor, item_type, field_details_list, item_path,
                                       executor.collect_and_execute_subfields, object_type, field_details_list,
                                       item_path, item, position_context)
-            else:
-                completed = _as_field(executor, item_type, field_details_list, item_path, _execute_planned, executor,
-                                      plans, object_type, item, item_path, subfields, None)
-            if is_awaitable(completed):
+            else:  # _as_field, inline: this runs for every item of every list
+                try:
+                    completed = _execute_planned(executor, plans, object_type, item, item_path, subfields, None)
+                except Exception as raw_error:
+                    executor.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                    completed = None
+                else:
+                    if type(completed) is not dict and is_awaitable(completed):
+                        completed = _guarded(executor, completed, item_type, field_details_list, item_path)
+            if type(completed) is not dict and is_awaitable(completed):
                 awaitable_indices.append(index)
             completed_results.append(completed)
     except Exception as raw_error:
