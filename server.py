@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -71,7 +72,8 @@ def build_services(settings: Settings, database: Database, kafka: KafkaClients |
                               max_bytes=settings.response_cache_max_bytes)
     bus.add_listener(responses.on_published)
     sender = kafka.sender(on_update_sent=responses.on_published) if kafka else LocalSender(bus)
-    relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds)
+    relay = OutboxRelay(outbox, sender, interval_seconds=settings.outbox_relay_seconds,
+                        lease=timedelta(seconds=settings.outbox_lease_seconds))
     terms, appointments = TermsStore(database), AppointmentStore(database, cipher)
     panel = PanelStores.on(database)
     lookups = WindowCounters(database, "lookup_counters")

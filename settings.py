@@ -56,6 +56,8 @@ class Settings:
     request_body_seconds: float = 60.0
     # How often each instance's outbox relay looks for messages and staged effects nobody sent.
     outbox_relay_seconds: float = 1.0
+    # How long a writer's claim on an outbox message it is sending lasts: past it, another instance sends it.
+    outbox_lease_seconds: float = 30.0
     # How long a requested incident retry waits for the engine's answer before it shows TIMED_OUT.
     incident_retry_timeout_seconds: float = 600.0
     # customerByPesel calls one principal may make per hour, on every instance together.
@@ -109,6 +111,7 @@ class Settings:
             response_cache_max_bytes=int(env.get("RESPONSE_CACHE_MAX_BYTES", cls.response_cache_max_bytes)),
             request_body_seconds=float(env.get("REQUEST_BODY_SECONDS", cls.request_body_seconds)),
             outbox_relay_seconds=float(env.get("OUTBOX_RELAY_SECONDS", cls.outbox_relay_seconds)),
+            outbox_lease_seconds=float(env.get("OUTBOX_LEASE_SECONDS", cls.outbox_lease_seconds)),
             pesel_lookups_per_hour=int(env.get("PESEL_LOOKUPS_PER_HOUR", cls.pesel_lookups_per_hour)),
             unauthenticated_requests_per_minute=int(
                 env.get("UNAUTHENTICATED_REQUESTS_PER_MINUTE", cls.unauthenticated_requests_per_minute)),

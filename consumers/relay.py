@@ -27,7 +27,8 @@ OUTBOX_BACKLOG = Gauge("case_repository_outbox_backlog", "Outbox messages not ye
 OUTBOX_OLDEST = Gauge("case_repository_outbox_oldest_pending_seconds", "Age of the oldest unsent outbox message")
 OUTBOX_DEAD = Gauge("case_repository_outbox_failed", "Outbox messages kept as FAILED")
 
-# A writer that stops between staging and sending leaves its messages to the others after this long.
+# A writer that stops between staging and sending leaves its messages to the others after this long (the default
+# of OUTBOX_LEASE_SECONDS).
 LEASE = timedelta(seconds=30)
 RETRY_AFTER = timedelta(seconds=2)
 BATCH = 200
@@ -43,8 +44,11 @@ Sweep = Callable[[], Awaitable[None]]
 
 class OutboxRelay:
     def __init__(self, outbox: OutboxStore, sender: Sender, *, interval_seconds: float = 1.0,
-                 sweeps: Sequence[Sweep] = ()) -> None:
+                 sweeps: Sequence[Sweep] = (), lease: timedelta = LEASE) -> None:
+        if lease <= timedelta(0):
+            raise ValueError(f"OUTBOX_LEASE_SECONDS must be more than 0, not {lease.total_seconds():g}")
         self._outbox = outbox
+        self._lease = lease
         self._interval = interval_seconds
         self._sender = sender
         self._sweeps = list(sweeps)
@@ -59,7 +63,7 @@ class OutboxRelay:
 
     async def add_and_send(self, messages: Sequence[Message]) -> None:
         """Put staged messages in the outbox under this relay's lease and send the new ones now."""
-        fresh = await self._outbox.add(messages, owner=self.owner, lease=LEASE)
+        fresh = await self._outbox.add(messages, owner=self.owner, lease=self._lease)
         await self.send(fresh)
 
     async def send(self, messages: Sequence[Message]) -> None:
@@ -97,7 +101,7 @@ class OutboxRelay:
         for sweep in self._sweeps:
             await sweep()
         tried = 0
-        while due := await self._outbox.take_due(owner=self.owner, lease=LEASE, limit=BATCH):
+        while due := await self._outbox.take_due(owner=self.owner, lease=self._lease, limit=BATCH):
             tried += len(due)
             await self.send(due)
             if len(due) < BATCH:

@@ -15,6 +15,9 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from consumers import relay as relay_module
 from consumers import staging as staging_module
 from consumers.publication import PublishedState
+from server import create_app
+from settings import Settings
+from stores.database import connect
 from stores.outbox import Message
 from tests.factories import CaseStory, case_created_data, event, stored_case, task_data
 from tests.test_health_metrics import scrape
@@ -251,3 +254,10 @@ async def test_a_writer_whose_staged_effects_a_newer_write_took_over_leaves_thei
     case = await stored_case(services, "CASE-1")
     assert (case["version"], case["outbox"], "stagedAt" in case) == (3, [], False)
     assert [e["id"] for e in await services.outbox.sent("updates")] == ["CASE-1:2", "CASE-1:3"]
+
+
+def test_the_outbox_lease_is_a_setting_and_a_lease_of_nothing_is_refused_at_startup() -> None:
+    assert Settings.from_env({"OUTBOX_LEASE_SECONDS": "7.5"}).outbox_lease_seconds == 7.5
+    assert Settings.from_env({}).outbox_lease_seconds == 30.0
+    with pytest.raises(ValueError, match="OUTBOX_LEASE_SECONDS must be more than 0, not 0"):
+        create_app(Settings(demo_data=False, outbox_lease_seconds=0.0), connect(None, "lease"))

@@ -37,8 +37,11 @@ DATABASE = "case_repository_crash"
 # Not the public default: dev tokens are accepted on a real store only with a secret of our own.
 DEV_SECRET = f"crash-test-{uuid.uuid4().hex}"
 RELAY_SECONDS = 0.5
-# The dead writer's lease on its message (consumers/relay.py LEASE, 30 s) must run out before another sends it.
-RESEND_SECONDS = 120.0
+# The dead writer's lease on its message must run out before another sends it. Shorter than the default 30 s, so the
+# test does not wait for it, and longer than the ~1 s from its write to the kill, so the dying writer cannot take
+# its own message again (its send would count as a second attempt).
+LEASE_SECONDS = 5.0
+RESEND_SECONDS = 60.0
 CASE_QUERY = "query ($id: ID!) { case(id: $id) { id status history { totalCount } } }"
 TRAIL_QUERY = """query ($caseId: ID) { auditTrail(caseId: $caseId, first: 50) {
   edges { node { operation eventIds caseIds outcome } } } }"""
@@ -88,7 +91,7 @@ def app_env(own_broker: Broker, own_topics: Topics, wire_store: WireStore) -> di
         "KAFKA_TOPIC_EVENTS": own_topics.events, "KAFKA_TOPIC_UPDATES": own_topics.updates,
         "KAFKA_TOPIC_DLQ": own_topics.dlq, "KAFKA_TOPIC_COMMANDS": f"{own_topics.updates}.commands",
         "DEMO_DATA": "0", "APP_ENV": "dev", "AUTH_DEV_SECRET": DEV_SECRET,
-        "OUTBOX_RELAY_SECONDS": str(RELAY_SECONDS), "LOG_LEVEL": "INFO",
+        "OUTBOX_RELAY_SECONDS": str(RELAY_SECONDS), "OUTBOX_LEASE_SECONDS": str(LEASE_SECONDS), "LOG_LEVEL": "INFO",
     })
 
 
