@@ -74,7 +74,10 @@ class HookStage:
             for kind, hook, extension in self._calls:
                 if kind is GENERATOR:
                     generator = hook(*self._arguments(extension))
-                    _first_yield(generator, extension)
+                    try:
+                        next(generator)
+                    except StopIteration:
+                        raise RuntimeError(f"{extension}: its hook did not yield") from None
                     self._open.append((kind, generator))
                 elif kind is ASYNC_GENERATOR:
                     generator = hook(*self._arguments(extension))
@@ -124,45 +127,21 @@ class HookStage:
         for kind, _hook, extension in self._calls:
             if kind in (ASYNC_GENERATOR, COROUTINE):
                 raise RuntimeError(f"SchemaExtension hook {extension} failed to complete synchronously.")
-        try:
-            for kind, hook, extension in self._calls:
-                if kind is GENERATOR:
-                    generator = hook(*self._arguments(extension))
-                    _first_yield(generator, extension)
-                    self._open.append((kind, generator))
-                else:
-                    hook(*self._arguments(extension))
-        except BaseException:
-            for _kind, generator in reversed(self._open):
-                generator.close()
-            self._open = []
-            raise
+        _run_now(self.__aenter__())
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> bool:
-        pending = exc
-        for _kind, generator in reversed(self._open):
-            try:
-                generator.send(None) if pending is None else generator.throw(pending)
-            except StopIteration:
-                pending = None
-            except BaseException as raised:
-                pending = raised
-            else:
-                pending = RuntimeError(f"{generator}: a hook's generator yielded more than once")
-        self._open = []
-        if pending is None:
-            return exc is not None
-        if pending is exc:
-            return False
-        raise pending
+        return _run_now(self.__aexit__(exc_type, exc, traceback))
 
 
-def _first_yield(generator: Any, extension: SchemaExtension) -> None:
+def _run_now(coroutine: Any) -> Any:
+    """A stage's coroutine where every hook is synchronous, so it never suspends: run to its end at once."""
     try:
-        next(generator)
-    except StopIteration:
-        raise RuntimeError(f"{extension}: its hook did not yield") from None
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a synchronous hook stage suspended")
 
 
 class HookRunner(SchemaExtensionsRunner):

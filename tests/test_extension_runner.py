@@ -147,3 +147,12 @@ def test_an_async_hook_in_a_synchronous_stage_is_refused() -> None:
     with pytest.raises(RuntimeError, match="failed to complete synchronously"):
         with runner(AsyncHook()).operation():
             pass
+
+
+def test_a_synchronous_stage_runs_generator_hooks_the_same_way() -> None:
+    log: list[str] = []
+    with pytest.raises(Refused):
+        with runner(recording("outer", log), recording("inner", log)).operation():
+            log.append("body")
+            raise Refused()
+    assert log == ["outer in", "inner in", "body", "inner saw Refused", "outer saw Refused"]
