@@ -42,9 +42,23 @@ def _without_sort(method: Any) -> Any:
     return call
 
 
+def _forgetting_operations(method: Any) -> Any:
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            # Each queued operation is a closure over the builder: a reference cycle per bulk write, left to the
+            # garbage collector (two per ingest) where dropping the list lets reference counting free it.
+            self.executors = []
+
+    execute.__wrapped__ = method  # type: ignore[attr-defined]
+    return execute
+
+
 if not hasattr(_Builder.add_update, "__wrapped__"):
     _Builder.add_update = _without_sort(_Builder.add_update)
     _Builder.add_replace = _without_sort(_Builder.add_replace)
+    _Builder.execute = _forgetting_operations(_Builder.execute)
 
 
 def memory_client() -> MemoryClient:
