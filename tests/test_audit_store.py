@@ -83,6 +83,30 @@ async def test_a_record_reads_back_exactly_as_appended_in_utc_milliseconds(audit
     assert stored["at"] == datetime(2026, 11, 21, 10, 15, 1, 123000, tzinfo=timezone.utc)
 
 
+@pytest.mark.parametrize(("given", "stored"), [
+    pytest.param({"outcome": "OK", "seen": 3, "masked": True, "ratio": 0.5, "reason": None},
+                 {"outcome": "OK", "seen": 3, "masked": True, "ratio": 0.5, "reason": None}, id="plain values"),
+    pytest.param({"channel": "C" * 70}, {"channel": "C" * 52 + "…[truncated]"}, id="text over its field's bound"),
+    pytest.param({"outcome": "O" * 33}, {"outcome": "O" * 20 + "…[truncated]"}, id="just over the tightest bound"),
+    pytest.param({"channel": "O" * 32}, {"channel": "O" * 32}, id="at the tightest bound"),
+    pytest.param({"reason": "Zażółć"}, {"reason": "Zażółć"}, id="short text, not ASCII"),
+    pytest.param({"channel": "a\udcffb"}, {"channel": "a?b"}, id="a lone surrogate from a header"),
+    pytest.param({"fields": ("Customer.pesel", "Case.title")}, {"fields": ["Customer.pesel", "Case.title"]},
+                 id="a tuple of names"),
+    pytest.param({"fields": ["x" * 2001]}, {"fields": ["x" * 1988 + "…[truncated]"]}, id="a long name in a list"),
+    pytest.param({"fields": ["Case.title", "Zażółć"]}, {"fields": ["Case.title", "Zażółć"]}, id="a list, not ASCII"),
+    pytest.param({"fields": ["Case.title", 7]}, {"fields": ["Case.title", 7]}, id="a list of mixed kinds"),
+    pytest.param({"changes": [{"field": "title", "to": "t" * 2001}]},
+                 {"changes": [{"field": "title", "to": "t" * 1988 + "…[truncated]"}]}, id="text in a nested record"),
+    pytest.param({"eventIds": []}, {"eventIds": []}, id="an empty list"),
+])
+async def test_each_kind_of_value_is_stored_as_given_or_bounded(audit: AuditStore, given: dict[str, Any],
+                                                                 stored: dict[str, Any]) -> None:
+    appended = await audit.append(entry(1, **given))
+
+    assert {name: appended[name] for name in given} == stored
+
+
 @pytest.mark.parametrize(("bad", "problem"), [
     ({"actor": None}, "audit record: missing actor"),
     ({"outcome": ""}, "audit record: missing outcome"),
